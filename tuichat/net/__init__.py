@@ -1,0 +1,1 @@
+"""Networking shared by the server and the client (no Textual here)."""

@@ -1,0 +1,369 @@
+"""The IRC wire protocol, shared by the server and the client.
+
+`parse` turns one line (without its line ending) into a `Line`; `Line.format` turns it back.
+`LineBuffer` cuts a byte stream into lines, keeps the partial one across reads and bounds its size.
+Nothing here does I/O or keeps a clock.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+#: The body of a line (source, command, params, CRLF) may take at most this many bytes.
+MAX_BODY = 512
+#: The tag section of a line (`@...` and the space after it) may take at most this many bytes.
+MAX_TAGS = 8191
+#: The most bytes a single line may take, line ending excluded.
+MAX_LINE = MAX_BODY + MAX_TAGS
+
+
+class ParseError(ValueError):
+    """The line is not an IRC message (for example: it has no command)."""
+
+
+_TAG_ESCAPES = {";": r"\:", " ": r"\s", "\\": "\\\\", "\r": r"\r", "\n": r"\n"}
+_TAG_ESCAPE_RE = re.compile(r"[; \\\r\n]")
+_TAG_UNESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
+_TAG_UNESCAPE_RE = re.compile(r"\\(.?)", re.DOTALL)
+
+
+def escape_tag_value(value: str) -> str:
+    """Escape a tag value for the wire (IRCv3 message-tags)."""
+    return _TAG_ESCAPE_RE.sub(lambda m: _TAG_ESCAPES[m.group()], value)
+
+
+def unescape_tag_value(value: str) -> str:
+    """Undo `escape_tag_value`; an unknown escape drops the backslash, a trailing one is dropped."""
+    return _TAG_UNESCAPE_RE.sub(lambda m: _TAG_UNESCAPES.get(m.group(1), m.group(1)), value)
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One IRC message. `params` holds every parameter, the trailing one included."""
+
+    command: str
+    params: tuple[str, ...] = ()
+    source: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def format(self, *, trailing: bool = False) -> str:
+        """The line as it goes on the wire, without CRLF.
+
+        The last parameter gets a `:` when it must (it is empty, holds a space or starts with `:`),
+        or always when `trailing` is true (the habit of servers for text: PRIVMSG, numerics...).
+        """
+        parts: list[str] = []
+        if self.tags:
+            parts.append(
+                "@"
+                + ";".join(
+                    f"{key}={escape_tag_value(value)}" if value else key
+                    for key, value in self.tags.items()
+                )
+            )
+        if self.source:
+            parts.append(":" + self.source)
+        parts.append(self.command)
+        if self.params:
+            *middle, last = self.params
+            for param in middle:
+                if not param or " " in param or param.startswith(":"):
+                    raise ValueError(f"middle parameter {param!r} cannot be sent")
+            parts.extend(middle)
+            if trailing or not last or " " in last or last.startswith(":"):
+                last = ":" + last
+            parts.append(last)
+        return " ".join(parts)
+
+    def encode(self, *, trailing: bool = False) -> bytes:
+        """The line as bytes with CRLF, ready to send."""
+        return (self.format(trailing=trailing) + "\r\n").encode("utf-8", "replace")
+
+    @property
+    def nick(self) -> str | None:
+        """The nick of the source (`nick!user@host`), or None when there is no source."""
+        if self.source is None:
+            return None
+        return self.source.split("!", 1)[0].split("@", 1)[0]
+
+
+def _parse_tags(text: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for item in text.split(";"):
+        if not item:
+            continue
+        key, _, value = item.partition("=")
+        if key:
+            tags[key] = unescape_tag_value(value)
+    return tags
+
+
+def parse(text: str) -> Line:
+    """Parse one line (line ending removed). Raises `ParseError` for a line with no command."""
+    text = text.rstrip("\r\n")
+    tags: dict[str, str] = {}
+    source: str | None = None
+    rest = text.lstrip(" ")
+    if rest.startswith("@"):
+        tag_text, _, rest = rest[1:].partition(" ")
+        tags = _parse_tags(tag_text)
+        rest = rest.lstrip(" ")
+    if rest.startswith(":"):
+        source, _, rest = rest[1:].partition(" ")
+        rest = rest.lstrip(" ")
+    trailing: str | None = None
+    head, sep, tail = rest.partition(" :")
+    if sep:
+        trailing = tail
+    elif rest.startswith(":"):
+        head, trailing = "", rest[1:]
+    words = head.split()
+    if not words:
+        raise ParseError(f"no command in {text!r}")
+    command = words[0].upper()
+    params = words[1:]
+    if trailing is not None:
+        params.append(trailing)
+    return Line(command=command, params=tuple(params), source=source or None, tags=tags)
+
+
+@dataclass(frozen=True, slots=True)
+class TooLong:
+    """Stands in the output of `LineBuffer.feed` for a line that was over the limits and dropped."""
+
+    tags_too_long: bool = False
+
+
+class LineBuffer:
+    """Cuts received bytes into lines. Lines end in LF or CRLF; empty lines are skipped.
+
+    A line whose body is over `max_body` bytes, or whose tag section is over `max_tags` bytes, is
+    dropped and reported as `TooLong`; the buffer never holds more than one line's limit, even while
+    a peer sends an endless line. Invalid UTF-8 is decoded with U+FFFD; NUL becomes U+FFFD too.
+    """
+
+    __slots__ = ("_buf", "_skipping", "_max_body", "_max_tags")
+
+    def __init__(self, max_body: int = MAX_BODY, max_tags: int = MAX_TAGS) -> None:
+        self._buf = b""
+        self._skipping = False
+        self._max_body = max_body
+        self._max_tags = max_tags
+
+    @property
+    def pending(self) -> int:
+        """Bytes held for a line that has not ended yet."""
+        return len(self._buf)
+
+    def _limit(self, line: bytes) -> TooLong | None:
+        """A `TooLong` if `line` (without line ending) breaks a limit, else None."""
+        body = line
+        if line.startswith(b"@"):
+            space = line.find(b" ")
+            tag_len = len(line) if space < 0 else space + 1
+            if tag_len > self._max_tags:
+                return TooLong(tags_too_long=True)
+            body = line[tag_len:]
+        # the limit counts the CRLF as part of the body
+        if len(body) + 2 > self._max_body:
+            return TooLong()
+        return None
+
+    def feed(self, data: bytes) -> Iterator[str | TooLong]:
+        """Yield each complete line in `data` (with what was kept from before) as text."""
+        if self._buf:
+            data = self._buf + data
+            self._buf = b""
+        start = 0
+        while True:
+            end = data.find(b"\n", start)
+            if end < 0:
+                break
+            raw = data[start:end]
+            start = end + 1
+            if self._skipping:
+                self._skipping = False
+                yield TooLong()
+                continue
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+            if not raw.strip(b" \r"):
+                continue
+            too_long = self._limit(raw)
+            if too_long is not None:
+                yield too_long
+                continue
+            text = raw.decode("utf-8", "replace")
+            if "\0" in text:
+                text = text.replace("\0", "\ufffd")
+            yield text
+        rest = data[start:]
+        if self._skipping:
+            return
+        limit = self._max_body + self._max_tags if rest.startswith(b"@") else self._max_body
+        if len(rest) > limit:
+            # an unterminated line already past every limit: drop it and what follows up to its end
+            self._skipping = True
+            return
+        self._buf = rest
+
+
+# Casemapping --------------------------------------------------------------------------------------
+
+CASEMAPPING = "rfc1459"
+_RFC1459 = str.maketrans(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZ[]\\~",
+    "abcdefghijklmnopqrstuvwxyz{}|^",
+)
+
+
+def casefold(name: str) -> str:
+    """Fold a nick or channel name by the rfc1459 casemapping that the server advertises."""
+    return name.translate(_RFC1459)
+
+
+_NICK_RE = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]*\Z")
+
+
+def is_valid_nick(nick: str, max_len: int) -> bool:
+    """A nick per RFC 2812: a letter or special first, then letters, digits, specials, `-`."""
+    return 0 < len(nick) <= max_len and _NICK_RE.match(nick) is not None
+
+
+_BAD_CHANNEL_CHARS = re.compile(r"[\x00-\x20,\x7f]")
+
+
+def is_valid_channel(name: str, max_len: int, chantypes: str = "#") -> bool:
+    """A channel name: a channel type, then no space, comma, BEL or other control character."""
+    return (
+        1 < len(name) <= max_len
+        and name[0] in chantypes
+        and _BAD_CHANNEL_CHARS.search(name) is None
+    )
+
+
+@lru_cache(maxsize=4096)
+def _mask_re(folded_mask: str) -> re.Pattern[str]:
+    pattern = "".join(
+        ".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in folded_mask
+    )
+    return re.compile(pattern + r"\Z", re.DOTALL)
+
+
+def mask_matches(mask: str, text: str) -> bool:
+    """Whether `text` matches the IRC wildcard `mask` (`*`, `?`), casefolded."""
+    return _mask_re(casefold(mask)).match(casefold(text)) is not None
+
+
+def normalize_mask(mask: str) -> str:
+    """Complete a ban mask to `nick!user@host` form: `bob` -> `bob!*@*`, `*@h` -> `*!*@h`."""
+    if "!" in mask:
+        nick, _, rest = mask.partition("!")
+        user, at, host = rest.partition("@")
+        return f"{nick or '*'}!{user or '*'}@{host if at and host else '*'}"
+    if "@" in mask:
+        user, _, host = mask.partition("@")
+        return f"*!{user or '*'}@{host or '*'}"
+    return f"{mask}!*@*"
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Cut `text` into pieces of at most `limit` UTF-8 bytes, at a space where possible."""
+    pieces: list[str] = []
+    while len(text.encode("utf-8")) > limit:
+        cut = len(text.encode("utf-8")[:limit].decode("utf-8", "ignore"))
+        space = text.rfind(" ", 0, cut)
+        if space > 0:
+            cut = space
+        pieces.append(text[:cut])
+        text = text[cut:].lstrip(" ") if space > 0 else text[cut:]
+    pieces.append(text)
+    return pieces
+
+
+# Numerics (modern.ircdocs.horse) ------------------------------------------------------------------
+
+RPL_WELCOME = "001"
+RPL_YOURHOST = "002"
+RPL_CREATED = "003"
+RPL_MYINFO = "004"
+RPL_ISUPPORT = "005"
+RPL_UMODEIS = "221"
+RPL_LUSERCLIENT = "251"
+RPL_LUSEROP = "252"
+RPL_LUSERUNKNOWN = "253"
+RPL_LUSERCHANNELS = "254"
+RPL_LUSERME = "255"
+RPL_LOCALUSERS = "265"
+RPL_GLOBALUSERS = "266"
+RPL_AWAY = "301"
+RPL_USERHOST = "302"
+RPL_ISON = "303"
+RPL_UNAWAY = "305"
+RPL_NOWAWAY = "306"
+RPL_WHOISUSER = "311"
+RPL_WHOISSERVER = "312"
+RPL_WHOISOPERATOR = "313"
+RPL_WHOWASUSER = "314"
+RPL_ENDOFWHO = "315"
+RPL_WHOISIDLE = "317"
+RPL_ENDOFWHOIS = "318"
+RPL_WHOISCHANNELS = "319"
+RPL_LISTSTART = "321"
+RPL_LIST = "322"
+RPL_LISTEND = "323"
+RPL_CHANNELMODEIS = "324"
+RPL_CREATIONTIME = "329"
+RPL_NOTOPIC = "331"
+RPL_TOPIC = "332"
+RPL_TOPICWHOTIME = "333"
+RPL_INVITING = "341"
+RPL_VERSION = "351"
+RPL_WHOREPLY = "352"
+RPL_NAMREPLY = "353"
+RPL_ENDOFNAMES = "366"
+RPL_BANLIST = "367"
+RPL_ENDOFBANLIST = "368"
+RPL_ENDOFWHOWAS = "369"
+RPL_MOTD = "372"
+RPL_MOTDSTART = "375"
+RPL_ENDOFMOTD = "376"
+RPL_YOUREOPER = "381"
+RPL_TIME = "391"
+ERR_NOSUCHNICK = "401"
+ERR_NOSUCHSERVER = "402"
+ERR_NOSUCHCHANNEL = "403"
+ERR_CANNOTSENDTOCHAN = "404"
+ERR_TOOMANYCHANNELS = "405"
+ERR_WASNOSUCHNICK = "406"
+ERR_TOOMANYTARGETS = "407"
+ERR_NOORIGIN = "409"
+ERR_INVALIDCAPCMD = "410"
+ERR_NORECIPIENT = "411"
+ERR_NOTEXTTOSEND = "412"
+ERR_INPUTTOOLONG = "417"
+ERR_UNKNOWNCOMMAND = "421"
+ERR_NOMOTD = "422"
+ERR_NONICKNAMEGIVEN = "431"
+ERR_ERRONEUSNICKNAME = "432"
+ERR_NICKNAMEINUSE = "433"
+ERR_USERNOTINCHANNEL = "441"
+ERR_NOTONCHANNEL = "442"
+ERR_USERONCHANNEL = "443"
+ERR_NOTREGISTERED = "451"
+ERR_NEEDMOREPARAMS = "461"
+ERR_ALREADYREGISTERED = "462"
+ERR_PASSWDMISMATCH = "464"
+ERR_KEYSET = "467"
+ERR_CHANNELISFULL = "471"
+ERR_UNKNOWNMODE = "472"
+ERR_INVITEONLYCHAN = "473"
+ERR_BANNEDFROMCHAN = "474"
+ERR_BADCHANNELKEY = "475"
+ERR_NOPRIVILEGES = "481"
+ERR_CHANOPRIVSNEEDED = "482"
+ERR_UMODEUNKNOWNFLAG = "501"
+ERR_USERSDONTMATCH = "502"

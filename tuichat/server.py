@@ -1,0 +1,436 @@
+"""The threaded IRC server: an accept loop, a reader thread per client, one writer thread.
+
+Each client's reader thread reads whole `recv()`s, handles every complete line under the state
+lock (`tuichat.state`), and then, with the lock released, appends each recipient's share of the
+output to that recipient's outbound buffer. A single writer thread sends each dirty buffer in one
+non-blocking `send`; what a slow client cannot take stays writer-side and waits for the socket to
+become writable. A client whose queued output passes the send-queue bound is disconnected
+("SendQ exceeded"), so a client that stops reading never slows anybody else.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import selectors
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+from tuichat.net.protocol import Line, LineBuffer, ParseError, TooLong, parse
+from tuichat.state import Config, Outbox, State, User
+
+log = logging.getLogger("tuichat.server")
+
+DEFAULT_PORT = 6667
+DEFAULT_SENDQ = 1024 * 1024
+RECV_SIZE = 16384
+
+
+@dataclass
+class ServerConfig:
+    """Where to listen and how much to queue; `state` holds the protocol-level settings."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    sendq: int = DEFAULT_SENDQ
+    db: str | None = None
+    state: Config = field(default_factory=Config)
+
+
+class Connection:
+    """One client's socket and outbound buffer. The writer thread owns `pending` and the epoll
+    registration; `lock` guards only `outbuf`, `dirty` and `closing`, and is never held across a
+    system call."""
+
+    __slots__ = (
+        "sock",
+        "fd",
+        "address",
+        "user",
+        "lock",
+        "outbuf",
+        "dirty",
+        "closing",
+        "close_reason",
+        "retired",
+        "closed",
+        "pending",
+        "watched",
+        "_server",
+    )
+
+    def __init__(self, sock: socket.socket, address: str, server: Server) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.address = address
+        self._server = server
+        self.user: User | None = None
+        self.lock = threading.Lock()
+        self.outbuf = bytearray()
+        self.dirty = False
+        self.closing = False
+        self.close_reason: str | None = None
+        self.retired = False
+        self.closed = False
+        self.pending: bytearray | None = None
+        self.watched = False
+
+    def queued(self) -> int:
+        """Bytes waiting to go out: buffered here plus held by the writer."""
+        pending = self.pending
+        return len(self.outbuf) + (len(pending) if pending is not None else 0)
+
+    def deliver(self, data: bytes) -> None:
+        """Queue `data` for this client (from any thread)."""
+        with self.lock:
+            if self.closing:
+                return
+            if self.queued() + len(data) > self._server.config.sendq:
+                overflow = True
+            else:
+                overflow = False
+                self.outbuf += data
+                if self.dirty:
+                    return
+                self.dirty = True
+        if overflow:
+            self.close_reason = "SendQ exceeded"
+            self.close("Closing link (SendQ exceeded)", drop_queued=True)
+        else:
+            self._server.writer.schedule(self)
+
+    def close(self, error: str | None, *, drop_queued: bool = False) -> None:
+        """Send `ERROR :error` after what is queued (or instead of it), then end the connection.
+
+        The reader thread wakes up (its socket is shut for reading) and cleans up."""
+        with self.lock:
+            if self.closing:
+                return
+            self.closing = True
+            if drop_queued:
+                self.outbuf = bytearray()
+            if error is not None:
+                self.outbuf += Line("ERROR", (error,)).encode(trailing=True)
+            schedule = not self.dirty
+            self.dirty = True
+        if schedule:
+            self._server.writer.schedule(self)
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RD)
+
+
+class Writer(threading.Thread):
+    """The one thread that sends: pops dirty connections, sends each one's whole buffer in one
+    non-blocking `send`, and waits on a selector for sockets that could not take everything."""
+
+    def __init__(self) -> None:
+        super().__init__(name="tuichat-writer", daemon=True)
+        self._ready: collections.deque[Connection] = collections.deque()
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._idle = False
+        self._stopping = False
+
+    def schedule(self, conn: Connection) -> None:
+        """Have `conn`'s buffer sent (from any thread)."""
+        self._ready.append(conn)
+        if self._idle:
+            self._wake()
+
+    def retire(self, conn: Connection) -> None:
+        """Send what `conn` still has if the socket takes it at once, then close the socket."""
+        with conn.lock:
+            conn.closing = True
+            conn.retired = True
+        self.schedule(conn)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self._idle = False
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"x")
+
+    def run(self) -> None:
+        ready = self._ready
+        while True:
+            while ready:
+                self._flush(ready.popleft())
+            # flag idleness before the last look at the queue, so no wake-up is lost
+            self._idle = True
+            if ready:
+                self._idle = False
+                continue
+            if self._stopping:
+                break
+            for key, _ in self._selector.select():
+                if key.fd == self._wake_r:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 4096)
+                else:
+                    conn: Connection = key.data
+                    self._flush(conn)
+            self._idle = False
+        for key in list(self._selector.get_map().values()):
+            if key.fd != self._wake_r:
+                self._close(key.data)
+        self._selector.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def _flush(self, conn: Connection) -> None:
+        if conn.closed:
+            return
+        with conn.lock:
+            data = conn.outbuf
+            if data:
+                conn.outbuf = bytearray()
+            conn.dirty = False
+        pending = conn.pending
+        if pending is not None:
+            pending += data
+            data = pending
+        if data:
+            try:
+                sent = conn.sock.send(data, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                sent = len(data)  # the peer is gone; its reader thread finds out and cleans up
+                with contextlib.suppress(OSError):
+                    conn.sock.shutdown(socket.SHUT_RD)
+            if sent >= len(data):
+                conn.pending = None
+            elif data is pending:
+                del data[:sent]
+            else:
+                conn.pending = data[sent:]
+        if conn.retired:
+            self._close(conn)
+        elif conn.pending is not None and not conn.watched:
+            self._selector.register(conn.fd, selectors.EVENT_WRITE, conn)
+            conn.watched = True
+        elif conn.pending is None and conn.watched:
+            self._selector.unregister(conn.fd)
+            conn.watched = False
+
+    def _close(self, conn: Connection) -> None:
+        if conn.watched:
+            self._selector.unregister(conn.fd)
+            conn.watched = False
+        conn.closed = True
+        conn.pending = None
+        with contextlib.suppress(OSError):
+            conn.sock.shutdown(socket.SHUT_RDWR)
+        conn.sock.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, address = infos[0]
+    sock = socket.create_server(address[:2], family=family, backlog=1024)
+    return sock
+
+
+def _raise_fd_limit() -> None:
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class Server:
+    """A running tuichat server. `start()` returns once it listens; `stop()` ends it."""
+
+    def __init__(self, config: ServerConfig | None = None) -> None:
+        self.config = config or ServerConfig()
+        self.state = State(self.config.state)
+        self.lock = threading.Lock()
+        self.writer = Writer()
+        self._connections: set[Connection] = set()
+        self._threads: set[threading.Thread] = set()
+        self._listener: socket.socket | None = None
+        self._accepter: threading.Thread | None = None
+        self._reaper: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
+        self.address: tuple[str, int] = ("", 0)
+
+    @property
+    def port(self) -> int:
+        return self.address[1]
+
+    def __enter__(self) -> Server:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        _raise_fd_limit()
+        listener = _listen(self.config.host, self.config.port)
+        listener.setblocking(False)
+        self._listener = listener
+        self.address = listener.getsockname()[:2]
+        self.writer.start()
+        self._accepter = threading.Thread(
+            target=self._accept_loop, name="tuichat-accept", daemon=True
+        )
+        self._accepter.start()
+        self._reaper = threading.Thread(target=self._reap_loop, name="tuichat-reaper", daemon=True)
+        self._reaper.start()
+        log.info("listening on %s port %d", self.address[0], self.address[1])
+
+    def stop(self, message: str = "Server shutting down", timeout: float = 1.5) -> None:
+        """Tell every client, close everything, and return within about `timeout` seconds."""
+        if self._stopping.is_set() or self._listener is None:
+            return
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+        if self._accepter is not None:
+            self._accepter.join(timeout)
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            connections = list(self._connections)
+        for conn in connections:
+            conn.close(message)
+        for thread in list(self._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if self._reaper is not None:
+            self._reaper.join(max(0.0, deadline - time.monotonic()))
+        self.writer.stop()
+        self.writer.join(max(0.1, deadline - time.monotonic()))
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        log.info("stopped")
+
+    # -- accepting --------------------------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        listener = self._listener
+        assert listener is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(listener, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                selector.select()
+                while not self._stopping.is_set():
+                    try:
+                        sock, address = listener.accept()
+                    except BlockingIOError:
+                        break
+                    except OSError as error:
+                        # out of file descriptors, for example: say so and let others leave first
+                        log.error("accept failed: %s", error)
+                        self._stopping.wait(0.1)
+                        break
+                    self._start_client(sock, address)
+        listener.close()
+
+    def _start_client(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        sock.setblocking(True)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        host = address[0]
+        conn = Connection(sock, f"{host}:{address[1]}", self)
+        user = User(conn, host, time.time())
+        conn.user = user
+        with self.lock:
+            self.state.connect(user)
+            self._connections.add(conn)
+        log.info("connect from %s", conn.address)
+        thread = threading.Thread(
+            target=self._serve,
+            args=(conn, user),
+            name=f"tuichat-client-{conn.address}",
+            daemon=True,
+        )
+        self._threads.add(thread)
+        thread.start()
+
+    # -- one client -------------------------------------------------------------------------------
+
+    def _serve(self, conn: Connection, user: User) -> None:
+        buffer = LineBuffer()
+        state = self.state
+        reason = "Remote host closed the connection"
+        try:
+            while not conn.closing:
+                try:
+                    data = conn.sock.recv(RECV_SIZE)
+                except OSError as error:
+                    reason = f"Read error: {error.strerror or error}"
+                    break
+                if not data:
+                    break
+                registered = user.registered
+                out = Outbox()
+                with self.lock:
+                    now = time.time()
+                    for item in buffer.feed(data):
+                        if user.gone:
+                            break
+                        if isinstance(item, TooLong):
+                            state.input_too_long(user, out)
+                            continue
+                        try:
+                            line = parse(item)
+                        except ParseError:
+                            continue
+                        state.handle(user, line, now, out)
+                self.dispatch(out)
+                if not registered and user.registered:
+                    log.info("registered %s from %s", user.prefix, conn.address)
+        except Exception:
+            log.exception("error serving %s", conn.address)
+            reason = "Internal error"
+        finally:
+            self._finish(conn, user, conn.close_reason or reason)
+
+    def _finish(self, conn: Connection, user: User, reason: str) -> None:
+        out = Outbox()
+        with self.lock:
+            self.state.disconnect(user, reason, time.time(), out)
+            self._connections.discard(conn)
+        self.dispatch(out)
+        self.writer.retire(conn)
+        self._threads.discard(threading.current_thread())
+        log.info("disconnect %s (%s): %s", user.nick or "*", conn.address, reason)
+
+    def dispatch(self, out: Outbox) -> None:
+        """Deliver what the state decided (call without holding the state lock)."""
+        for targets, blob, skip in out.sends:
+            data = bytes(blob)
+            for user in targets:
+                if user is not skip:
+                    user.sink.deliver(data)
+        for user, error in out.closes:
+            user.sink.close(error)
+
+    # -- timers -----------------------------------------------------------------------------------
+
+    def _reap_loop(self) -> None:
+        c = self.config.state
+        interval = max(
+            0.05, min(1.0, c.ping_interval / 4, c.ping_timeout / 4, c.registration_timeout / 4)
+        )
+        while not self._stopping.wait(interval):
+            out = Outbox()
+            with self.lock:
+                self.state.tick(time.time(), out)
+            self.dispatch(out)
