@@ -369,6 +369,7 @@ class Server:
         buffer = LineBuffer()
         state = self.state
         reason = "Remote host closed the connection"
+        debug = log.isEnabledFor(logging.DEBUG)
         try:
             while not conn.closing:
                 try:
@@ -388,6 +389,8 @@ class Server:
                         if isinstance(item, TooLong):
                             state.input_too_long(user, out)
                             continue
+                        if debug:
+                            log.debug("%s <- %r", conn.address, item)
                         try:
                             line = parse(item)
                         except ParseError:

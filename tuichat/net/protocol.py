@@ -120,7 +120,7 @@ def parse(text: str) -> Line:
         trailing = tail
     elif rest.startswith(":"):
         head, trailing = "", rest[1:]
-    words = head.split()
+    words = [word for word in head.split(" ") if word]
     if not words:
         raise ParseError(f"no command in {text!r}")
     command = words[0].upper()
@@ -145,11 +145,12 @@ class LineBuffer:
     a peer sends an endless line. Invalid UTF-8 is decoded with U+FFFD; NUL becomes U+FFFD too.
     """
 
-    __slots__ = ("_buf", "_skipping", "_max_body", "_max_tags")
+    __slots__ = ("_buf", "_max_body", "_max_tags", "_skip_tags", "_skipping")
 
     def __init__(self, max_body: int = MAX_BODY, max_tags: int = MAX_TAGS) -> None:
         self._buf = b""
         self._skipping = False
+        self._skip_tags = False
         self._max_body = max_body
         self._max_tags = max_tags
 
@@ -186,7 +187,7 @@ class LineBuffer:
             start = end + 1
             if self._skipping:
                 self._skipping = False
-                yield TooLong()
+                yield TooLong(tags_too_long=self._skip_tags)
                 continue
             if raw.endswith(b"\r"):
                 raw = raw[:-1]
@@ -205,8 +206,9 @@ class LineBuffer:
             return
         limit = self._max_body + self._max_tags if rest.startswith(b"@") else self._max_body
         if len(rest) > limit:
-            # an unterminated line already past every limit: drop it and what follows up to its end
+            # an unterminated line already past its limit: drop it and what follows up to its end
             self._skipping = True
+            self._skip_tags = rest.startswith(b"@") and b" " not in rest[: self._max_tags]
             return
         self._buf = rest
 
@@ -233,7 +235,7 @@ def is_valid_nick(nick: str, max_len: int) -> bool:
     return 0 < len(nick) <= max_len and _NICK_RE.match(nick) is not None
 
 
-_BAD_CHANNEL_CHARS = re.compile(r"[\x00-\x20,\x7f]")
+_BAD_CHANNEL_CHARS = re.compile(r"[\x00-\x20,\x7f-\x9f\s]")
 
 
 def is_valid_channel(name: str, max_len: int, chantypes: str = "#") -> bool:
@@ -264,6 +266,8 @@ def normalize_mask(mask: str) -> str:
         nick, _, rest = mask.partition("!")
         user, at, host = rest.partition("@")
         return f"{nick or '*'}!{user or '*'}@{host if at and host else '*'}"
+    if not mask:
+        return "*!*@*"
     if "@" in mask:
         user, _, host = mask.partition("@")
         return f"*!{user or '*'}@{host or '*'}"
@@ -271,16 +275,29 @@ def normalize_mask(mask: str) -> str:
 
 
 def split_text(text: str, limit: int) -> list[str]:
-    """Cut `text` into pieces of at most `limit` UTF-8 bytes, at a space where possible."""
+    """Cut `text` into pieces of at most `limit` UTF-8 bytes, at spaces where possible.
+
+    Spaces at a cut are dropped, so no piece starts or ends with the space it was cut at; a text
+    that is empty or fits comes back as one piece. ValueError if one character is over `limit`.
+    """
     pieces: list[str] = []
-    while len(text.encode("utf-8")) > limit:
-        cut = len(text.encode("utf-8")[:limit].decode("utf-8", "ignore"))
-        space = text.rfind(" ", 0, cut)
-        if space > 0:
-            cut = space
-        pieces.append(text[:cut])
-        text = text[cut:].lstrip(" ") if space > 0 else text[cut:]
-    pieces.append(text)
+    while True:
+        data = text.encode("utf-8")
+        if len(data) <= limit:
+            break
+        cut = len(data[:limit].decode("utf-8", "ignore"))
+        if cut == 0:
+            raise ValueError(f"a character of {text[:1]!r} does not fit in {limit} bytes")
+        space = text.rfind(" ", 0, cut + 1)
+        piece = text[:space].rstrip(" ") if space > 0 else ""
+        if piece:
+            rest = text[space:].lstrip(" ")
+        else:
+            piece, rest = text[:cut], text[cut:]
+        pieces.append(piece)
+        text = rest
+    if text or not pieces:
+        pieces.append(text)
     return pieces
 
 
