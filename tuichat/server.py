@@ -381,22 +381,25 @@ class Server:
                     break
                 registered = user.registered
                 out = Outbox()
-                with self.lock:
-                    now = time.time()
-                    for item in buffer.feed(data):
-                        if user.gone:
-                            break
-                        if isinstance(item, TooLong):
-                            state.input_too_long(user, out)
-                            continue
-                        if debug:
-                            log.debug("%s <- %r", conn.address, item)
-                        try:
-                            line = parse(item)
-                        except ParseError:
-                            continue
-                        state.handle(user, line, now, out)
-                self.dispatch(out)
+                try:
+                    with self.lock:
+                        now = time.time()
+                        for item in buffer.feed(data):
+                            if user.gone:
+                                break
+                            if isinstance(item, TooLong):
+                                state.input_too_long(user, out)
+                                continue
+                            if debug:
+                                log.debug("%s <- %r", conn.address, item)
+                            try:
+                                line = parse(item)
+                            except ParseError:
+                                continue
+                            state.handle(user, line, now, out)
+                finally:
+                    # deliver what earlier lines decided even if a later one failed
+                    self.dispatch(out)
                 if not registered and user.registered:
                     log.info("registered %s from %s", user.prefix, conn.address)
         except Exception:

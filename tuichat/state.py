@@ -226,6 +226,13 @@ class WhowasEntry:
     when: float
 
 
+def _middle(param: str) -> str:
+    """`param` as a middle parameter: its first word, without leading colons, or `*`."""
+    if param and " " not in param and not param.startswith(":"):
+        return param
+    return param.lstrip(":").split(" ", 1)[0].lstrip(":") or "*"
+
+
 def _truncate(text: str, limit: int) -> str:
     data = text.encode("utf-8")
     if len(data) <= limit:
@@ -317,7 +324,12 @@ class State:
     # -- building lines ---------------------------------------------------------------------------
 
     def _reply(self, out: Outbox, user: User, numeric: str, *params: str) -> None:
-        line = Line(numeric, (user.nick or "*", *params), source=self.config.server_name)
+        """A numeric for `user`. Middle parameters that echo what a client sent are made
+        sendable: `NICK :a b` earns `432 * a :Erroneous nickname`, not a malformed line."""
+        middle = [_middle(param) for param in params[:-1]]
+        line = Line(
+            numeric, (user.nick or "*", *middle, *params[-1:]), source=self.config.server_name
+        )
         out.send(user, line.encode(trailing=True))
 
     def _from(self, user: User, command: str, *params: str, trailing: bool = True) -> bytes:
@@ -649,10 +661,16 @@ class State:
     def _visible(self, chan: Channel, user: User) -> bool:
         return "s" not in chan.modes or user in chan.members
 
+    def _visible_members(self, chan: Channel, user: User) -> list[User]:
+        """The members `user` may see: all of them from inside, the visible ones from outside."""
+        if user in chan.members:
+            return list(chan.users)
+        return [member for member in chan.users if "i" not in member.modes]
+
     def _send_names(self, out: Outbox, user: User, chan: Channel) -> None:
         symbol = "@" if "s" in chan.modes else "="
         names = sorted(
-            (chan.prefix_of(member) + member.nick for member in chan.users),
+            (chan.prefix_of(member) + member.nick for member in self._visible_members(chan, user)),
             key=lambda name: casefold(name.lstrip("@+")),
         )
         head = len(f":{self.config.server_name} 353 {user.nick} {symbol} {chan.name} :")
@@ -953,7 +971,17 @@ class State:
                 if ch == "b":
                     mask = p.normalize_mask(arg)
                     present = [ban for ban in chan.bans if casefold(ban[0]) == casefold(mask)]
-                    if sign == "+" and not present and len(chan.bans) < self.config.maxbans:
+                    if sign == "+" and not present and len(chan.bans) >= self.config.maxbans:
+                        self._reply(
+                            out,
+                            user,
+                            p.ERR_BANLISTFULL,
+                            chan.name,
+                            mask,
+                            "Channel ban list is full",
+                        )
+                        continue
+                    if sign == "+" and not present:
                         chan.bans.append((mask, user.prefix, int(now)))
                     elif sign == "-" and present:
                         chan.bans.remove(present[0])
@@ -1026,7 +1054,10 @@ class State:
         if mask.startswith("#"):
             chan = self.channels.get(casefold(mask))
             if chan is not None and self._visible(chan, user):
-                rows = [(member, chan.name, chan.prefix_of(member)) for member in chan.users]
+                rows = [
+                    (member, chan.name, chan.prefix_of(member))
+                    for member in self._visible_members(chan, user)
+                ]
         else:
             pattern = "*" if mask in ("0", "") else mask
             shared = set(self._neighbours(user)) | {user}
@@ -1037,8 +1068,8 @@ class State:
                     continue
                 fields = (other.nick, other.username, other.host, other.realname, server)
                 if any(p.mask_matches(pattern, value) for value in fields):
-                    chan_name = next(iter(other.channels.values())).name if other.channels else "*"
-                    rows.append((other, chan_name, ""))
+                    seen = [c.name for c in other.channels.values() if self._visible(c, user)]
+                    rows.append((other, seen[0] if seen else "*", ""))
         for other, chan_name, status in rows:
             if opers_only and "o" not in other.modes:
                 continue
