@@ -10,8 +10,12 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from tuichat import __version__
+
+if TYPE_CHECKING:
+    from tuichat.server import Server
 
 DEFAULT_PORT = 6667
 
@@ -124,7 +128,24 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="log detail on stderr (default: info)",
     )
+    connect = commands.add_parser("connect", help="open the chat window on a server")
+    connect.add_argument(
+        "target", metavar="[NICK@]HOST[:PORT]", help="e.g. alice@chat.example:6667"
+    )
+    _client_options(connect)
     return parser
+
+
+def _client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--channel",
+        action="append",
+        metavar="#NAME",
+        help="channel to join on connect (repeatable; default: the config's, or #general)",
+    )
+    parser.add_argument("--password", metavar="PW", help="the server's password (PASS)")
+    parser.add_argument("--realname", metavar="TEXT", help="your real name, shown in WHOIS")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="config file to read")
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -182,10 +203,95 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def connect(args: argparse.Namespace, *, embedded: bool = False) -> int:
+    from tuichat import config as cfg
+
+    try:
+        settings = cfg.load(args.config)
+        if embedded:
+            nick, host, port = None, settings.host, settings.port
+        else:
+            nick, host, port = cfg.parse_target(args.target)
+        nick = nick or settings.nick or cfg.default_nick()
+        channels = args.channel or settings.channels or ["#general"]
+        channels = [name if name[:1] in "#&" else "#" + name for name in channels]
+    except cfg.ConfigError as error:
+        return _fail(str(error))
+    greeting: list[str] = []
+    server = None
+    if embedded:
+        server, greeting = _embedded_server(host, port)
+    from tuichat.app import TuichatApp
+    from tuichat.net.client import ClientConfig
+
+    config = ClientConfig(
+        host=host,
+        port=port,
+        nick=nick,
+        username=cfg.default_username(),
+        realname=args.realname or settings.realname or nick,
+        password=args.password or settings.password,
+    )
+    app = TuichatApp(config, channels=channels, greeting=greeting, theme=settings.theme)
+    try:
+        app.run()
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
+
+
+def _embedded_server(host: str, port: int) -> tuple[Server | None, list[str]]:
+    """Start a server in this process if nothing listens at `host:port` and it is this machine."""
+    import socket
+
+    if host not in ("localhost", "127.0.0.1", "::1"):
+        return None, []
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return None, []
+    except ConnectionRefusedError:
+        pass
+    except OSError:
+        return None, []
+    from tuichat.server import Server, ServerConfig
+
+    data = default_db_path().parent
+    data.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(data / "server.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    server_log = logging.getLogger("tuichat.server")
+    server_log.addHandler(handler)
+    server_log.setLevel(logging.INFO)
+    server_log.propagate = False
+    server = Server(ServerConfig(host="0.0.0.0", port=port, db=str(default_db_path())))
+    try:
+        server.start()
+    except OSError as error:
+        return None, [f"could not start a local server on port {port}: {error.strerror}"]
+    name = socket.gethostname()
+    return server, [
+        f"No server was running on {host}:{port}, so tuichat started one in this window.",
+        f"Others on your network can join with:  tuichat connect THEIR_NICK@{name}",
+        f"It stops when you quit. Its log: {data / 'server.log'}",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        bare = argparse.ArgumentParser(prog="tuichat", parents=[], add_help=False)
+        _client_options(bare)
+        args, unknown = bare.parse_known_args(argv)
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return connect(args, embedded=True)
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "connect":
+        return connect(args)
     parser.print_help()
-    return 0
+    return 2

@@ -1,0 +1,376 @@
+"""The Textual app: a window list, the current window's log, its members, topic, status, input."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import ContentSwitcher, Input, OptionList, Static
+
+from tuichat import commands
+from tuichat.client_state import ERROR, INFO, SERVER, Changes, ClientState, Entry
+from tuichat.messages import ConnectionChanged, LinesReceived
+from tuichat.net import client as net
+from tuichat.net.protocol import Line, casefold
+from tuichat.text import plain, render
+from tuichat.widgets import ChatLog, InputLine, MemberList, WindowList
+
+
+class TuichatApp(App[None]):
+    """A chat window on one IRC connection."""
+
+    CSS_PATH = "styles.tcss"
+    TITLE = "tuichat"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+q", "quit", "quit", priority=True),
+        Binding("ctrl+n", "step_window(1)", "next window", priority=True),
+        Binding("ctrl+p", "step_window(-1)", "previous window", priority=True),
+        Binding("pageup", "scroll_log(-1)", "scroll up", priority=True, show=False),
+        Binding("pagedown", "scroll_log(1)", "scroll down", priority=True, show=False),
+        *[
+            Binding(f"alt+{n}", f"select_window({n})", f"window {n}", priority=True, show=False)
+            for n in range(1, 10)
+        ],
+    ]
+
+    def __init__(
+        self,
+        config: net.ClientConfig,
+        *,
+        channels: list[str] | None = None,
+        clock: Callable[[], float] = time.time,
+        greeting: list[str] | None = None,
+        scrollback: int = 10_000,
+        theme: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.autojoin = list(channels or [])
+        self.clock = clock
+        self.greeting = greeting or []
+        self.scrollback = scrollback
+        self.state = ClientState(config.nick, server_label=config.host)
+        self.client = net.Client(config, self._on_client_event)
+        self.logs: dict[str, ChatLog] = {}
+        self._log_ids = 0
+        self.connection = "connecting"
+        self.lag: float | None = None
+        self.unsent: list[tuple[str, Line | str]] = []
+        self.select_on_join: set[str] = set()
+        if theme:
+            self.theme = theme
+
+    # -- layout -----------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="body"):
+            yield WindowList(id="window-list")
+            with Vertical(id="main"):
+                yield Static(id="topic")
+                yield ContentSwitcher(id="logs")
+                yield Static(id="status")
+                yield InputLine(self._completions, id="input")
+            yield MemberList(id="member-list")
+
+    async def on_mount(self) -> None:
+        self._log_for(SERVER)
+        self.query_one("#logs", ContentSwitcher).current = self.logs[SERVER].id
+        for text in self.greeting:
+            self._apply(self.state.info(text, self.clock(), key=SERVER))
+        self._refresh_all()
+        self.query_one("#input", InputLine).focus()
+        self.client.start()
+
+    def on_unmount(self) -> None:
+        self.client.close()
+
+    # -- the connection (its thread posts; everything below runs on the UI) -----------------------
+
+    def _on_client_event(self, event: net.ClientEvent) -> None:
+        """Called on the connection's thread: hand over to the UI, touch nothing."""
+        if isinstance(event, net.LinesReceived):
+            self.post_message(LinesReceived(event.lines))
+        else:
+            self.post_message(ConnectionChanged(event))
+
+    def on_lines_received(self, message: LinesReceived) -> None:
+        now = self.clock()
+        changes = Changes()
+        for line in message.lines:
+            self._merge(changes, self.state.feed(line, now))
+        self._apply(changes)
+
+    @staticmethod
+    def _merge(into: Changes, changes: Changes) -> None:
+        into.entries.extend(changes.entries)
+        into.joined.extend(changes.joined)
+        into.windows |= changes.windows
+        into.members |= changes.members
+        into.topics |= changes.topics
+        into.nick |= changes.nick
+        into.bell |= changes.bell
+
+    def on_connection_changed(self, message: ConnectionChanged) -> None:
+        event = message.event
+        now = self.clock()
+        if isinstance(event, net.Connecting):
+            self.connection = f"connecting to {event.host}:{event.port}"
+            if event.attempt > 1:
+                self.connection += f" (attempt {event.attempt})"
+        elif isinstance(event, net.Connected):
+            self.connection = "registering"
+        elif isinstance(event, net.NickFallback):
+            self._apply(
+                self.state.info(
+                    f"nick {event.old} is unavailable ({event.reason}); trying {event.new}",
+                    now,
+                    key=SERVER,
+                )
+            )
+        elif isinstance(event, net.Registered):
+            self.connection = "connected"
+            self.state.set_nick(event.nick)
+            self._rejoin()
+        elif isinstance(event, net.LagMeasured):
+            self.lag = event.seconds
+        elif isinstance(event, net.Disconnected):
+            if event.retry_in is None:
+                self.connection = f"disconnected: {event.reason}"
+            else:
+                self.connection = f"disconnected; retrying in {event.retry_in:.0f}s"
+            rejoin = self.state.disconnected()
+            if rejoin:
+                self.autojoin = rejoin
+            text = f"disconnected: {event.reason}"
+            if event.retry_in is not None:
+                text += f" (reconnecting in {event.retry_in:.0f}s)"
+            changes = self.state.info(text, now, kind=ERROR, key=SERVER)
+            if self.state.current != SERVER:
+                self._merge(changes, self.state.info(text, now, kind=ERROR))
+            self._apply(changes)
+            self._refresh_all()
+        self._refresh_status()
+
+    def _rejoin(self) -> None:
+        if self.autojoin:
+            self.client.send(Line("JOIN", (",".join(self.autojoin),)))
+        unsent, self.unsent = self.unsent, []
+        for _, line in unsent:
+            self.client.send(line)
+        if unsent:
+            count = len(unsent)
+            text = f"sent {count} line{'s' if count != 1 else ''} typed while disconnected"
+            self._apply(self.state.info(text, self.clock(), key=SERVER))
+            for target in {casefold(t) for t, _ in unsent if t}:
+                if target in self.state.windows:
+                    self._apply(self.state.info(text, self.clock(), key=target))
+
+    # -- showing changes --------------------------------------------------------------------------
+
+    def _log_for(self, key: str) -> ChatLog:
+        log = self.logs.get(key)
+        if log is None:
+            self._log_ids += 1
+            log = ChatLog(max_lines=self.scrollback, id=f"log-{self._log_ids}")
+            log.display = key == self.state.current
+            self.logs[key] = log
+            self.query_one("#logs", ContentSwitcher).mount(log)
+        return log
+
+    def _apply(self, changes: Changes) -> None:
+        for window, entry in changes.entries:
+            self._log_for(window.key).add(entry)
+        for key in changes.joined:
+            if key in self.select_on_join or self.state.current == SERVER:
+                self.select_on_join.discard(key)
+                self.select_window(key)
+        if changes.bell:
+            self.bell()
+        if changes.windows:
+            self._forget_closed_logs()
+            self._refresh_windows()
+        if self.state.current in changes.members:
+            self._refresh_members()
+        if self.state.current in changes.topics:
+            self._refresh_topic()
+        if changes.nick:
+            self._refresh_status()
+
+    def _forget_closed_logs(self) -> None:
+        for key in [key for key in self.logs if key not in self.state.windows]:
+            self.logs.pop(key).remove()
+        # a query renamed by a NICK change keeps its log under the new key
+        for key in self.state.windows:
+            if key not in self.logs:
+                self._log_for(key)
+
+    def _refresh_all(self) -> None:
+        self._refresh_windows()
+        self._refresh_members()
+        self._refresh_topic()
+        self._refresh_status()
+
+    def _refresh_windows(self) -> None:
+        self.query_one("#window-list", WindowList).show(
+            list(self.state.windows.items()), self.state.current
+        )
+
+    def _refresh_members(self) -> None:
+        members = self.query_one("#member-list", MemberList)
+        window = self.state.windows.get(self.state.current)
+        members.display = window is not None and window.kind == "channel"
+        members.show(self.state.sorted_members(self.state.current))
+
+    def _refresh_topic(self) -> None:
+        window = self.state.windows[self.state.current]
+        if window.kind == "channel":
+            topic = render(window.topic) if window.topic else Text("(no topic)", style="dim")
+            text = Text(plain(window.name) + "  ", style="bold").append_text(topic)
+        elif window.kind == "query":
+            text = Text(f"private conversation with {plain(window.name)}", style="bold")
+        else:
+            text = Text(f"{plain(self.state.network)} — server messages", style="bold")
+        self.query_one("#topic", Static).update(text)
+
+    def _refresh_status(self) -> None:
+        status = Text()
+        status.append(plain(self.state.nick), style="bold")
+        status.append(f"  {plain(self.config.host)}:{self.config.port}  ")
+        style = "green" if self.connection == "connected" else "bold red"
+        status.append(self.connection, style=style)
+        if self.lag is not None and self.connection == "connected":
+            status.append(f"  lag {self.lag * 1000:.0f} ms", style="dim")
+        if self.unsent:
+            status.append(f"  {len(self.unsent)} unsent", style="bold yellow")
+        self.query_one("#status", Static).update(status)
+
+    def select_window(self, key: str) -> None:
+        if key not in self.state.windows:
+            return
+        self.state.select(key)
+        self.query_one("#logs", ContentSwitcher).current = self._log_for(key).id
+        self._refresh_all()
+
+    # -- input ------------------------------------------------------------------------------------
+
+    def _completions(self, word: str, at_start: bool) -> list[str]:
+        folded = casefold(word)
+        if at_start and word.startswith("/"):
+            pool = ["/" + name for name in commands.COMMANDS]
+        elif word[:1] in self.state.chantypes:
+            pool = [w.name for w in self.state.windows.values() if w.kind == "channel"]
+        else:
+            pool = sorted(self.state.nicks(self.state.current), key=casefold)
+            window = self.state.windows.get(self.state.current)
+            if window is not None and window.kind == "query":
+                pool.append(window.name)
+        return [name for name in pool if casefold(name).startswith(folded)]
+
+    @on(Input.Submitted, "#input")
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        text = event.value
+        field = self.query_one("#input", InputLine)
+        field.remember(text)
+        field.value = ""
+        window = self.state.windows[self.state.current]
+        self.run_actions(commands.interpret(text, window, self.state.chantypes))
+
+    def run_actions(self, actions: list[commands.Action]) -> None:
+        now = self.clock()
+        sent = True
+        for action in actions:
+            if isinstance(action, commands.Send):
+                if isinstance(action.line, Line) and action.line.command == "JOIN":
+                    self.select_on_join.update(
+                        casefold(name) for name in action.line.params[0].split(",")
+                    )
+                sent = self.client.registered and self.client.send(action.line)
+                if not sent:
+                    line = action.line
+                    target = line.params[0] if isinstance(line, Line) and line.params else ""
+                    self.unsent.append((target, line))
+                    self._refresh_status()
+            elif isinstance(action, commands.ShowOwn):
+                changes = self.state.own_message(action.target, action.text, now, action.kind)
+                if not sent:
+                    for _, entry in changes.entries:
+                        entry.text += "  [not sent yet: will be sent on reconnect]"
+                self._apply(changes)
+            elif isinstance(action, commands.OpenWindow):
+                changes = Changes()
+                window = self.state.open(action.name, changes)
+                self._apply(changes)
+                if action.select:
+                    self.select_window(window.key)
+            elif isinstance(action, commands.CloseWindow):
+                self.close_current()
+            elif isinstance(action, commands.ClearWindow):
+                self._log_for(self.state.current).clear()
+            elif isinstance(action, commands.Quit):
+                self.quit_chat(action.reason)
+            elif isinstance(action, commands.Show):
+                self._apply(self.state.info(action.text, now, kind=action.kind))
+        if not sent and not any(isinstance(a, commands.ShowOwn) for a in actions):
+            self._apply(self.state.info("not connected: will be sent on reconnect", now, kind=INFO))
+
+    def close_current(self) -> None:
+        key = self.state.current
+        window = self.state.windows[key]
+        if window.kind == "server":
+            self._apply(
+                self.state.info(
+                    "the server window stays open (/quit to leave)", self.clock(), kind=ERROR
+                )
+            )
+            return
+        if window.kind == "channel" and window.joined:
+            self.client.send(Line("PART", (window.name,)))
+        self.autojoin = [name for name in self.autojoin if casefold(name) != key]
+        self.state.close(key)
+        self.logs.pop(key).remove()
+        self.select_window(self.state.current)
+
+    def quit_chat(self, reason: str = "") -> None:
+        self.client.quit(reason or "tuichat")
+        self.exit()
+
+    # -- keys and clicks --------------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        self.quit_chat()
+
+    def action_step_window(self, delta: int) -> None:
+        self.select_window(self.state.step(delta))
+
+    def action_select_window(self, number: int) -> None:
+        keys = list(self.state.windows)
+        if 0 < number <= len(keys):
+            self.select_window(keys[number - 1])
+
+    def action_scroll_log(self, direction: int) -> None:
+        log = self._log_for(self.state.current)
+        if direction < 0:
+            log.scroll_page_up()
+        else:
+            log.scroll_page_down()
+
+    @on(OptionList.OptionSelected, "#window-list")
+    def on_window_clicked(self, event: OptionList.OptionSelected) -> None:
+        if event.option_id is not None:
+            self.select_window(event.option_id)
+        self.query_one("#input", InputLine).focus()
+
+    @on(OptionList.OptionSelected, "#member-list")
+    def on_member_clicked(self, event: OptionList.OptionSelected) -> None:
+        if event.option_id is not None and casefold(event.option_id) != casefold(self.state.nick):
+            self.run_actions([commands.OpenWindow(event.option_id)])
+        self.query_one("#input", InputLine).focus()
+
+
+__all__ = ["Entry", "TuichatApp"]

@@ -1,0 +1,473 @@
+"""The client's view of IRC: windows, channels, members, topics, unread counts. Pure.
+
+`ClientState.feed(line, now)` updates the state from one received line and returns the `Changes`
+it made (entries to show in which window, which member lists and topics changed). The Textual app
+renders from this; nothing here knows about widgets, sockets or the clock.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from tuichat.net.protocol import Line, casefold
+
+SERVER = "*server*"  # the key of the server window
+
+# the kinds of log entries; the app styles them
+MESSAGE = "message"
+ACTION = "action"
+NOTICE = "notice"
+EVENT = "event"  # joins, parts, quits, nick and topic changes, modes, kicks: shown dimmed
+INFO = "info"
+ERROR = "error"
+CHATTY = frozenset({MESSAGE, ACTION, NOTICE})
+
+
+@dataclass
+class Entry:
+    """One line of a window's log."""
+
+    time: float
+    kind: str
+    text: str
+    nick: str | None = None
+    own: bool = False
+    mention: bool = False
+
+
+@dataclass
+class Member:
+    nick: str
+    modes: str = ""  # prefix characters held, best first: "@+"
+    away: bool = False
+
+    @property
+    def prefix(self) -> str:
+        return self.modes[:1]
+
+
+@dataclass
+class Window:
+    name: str
+    kind: str  # "server", "channel", "query"
+    unread: int = 0
+    mentioned: bool = False
+    topic: str = ""
+    joined: bool = False
+    members: dict[str, Member] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return SERVER if self.kind == "server" else casefold(self.name)
+
+
+@dataclass
+class Changes:
+    """What one `feed` changed."""
+
+    entries: list[tuple[Window, Entry]] = field(default_factory=list)
+    windows: bool = False  # the window list (names, order, unread marks) changed
+    members: set[str] = field(default_factory=set)  # keys of windows whose member list changed
+    topics: set[str] = field(default_factory=set)
+    nick: bool = False  # our own nick changed
+    joined: list[str] = field(default_factory=list)  # keys of channels we have just joined
+    bell: bool = False  # we were mentioned or messaged privately
+
+
+_NUMERIC_TEXT_SKIP = {"001", "002", "003", "004", "005", "375", "376", "366", "315", "318", "369"}
+
+
+def _mention_re(nick: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w\[\]\\`^{{|}}-]){re.escape(nick)}(?![\w\[\]\\`^{{|}}-])", re.I)
+
+
+class ClientState:
+    """Everything the client knows about its IRC session."""
+
+    def __init__(self, nick: str, server_label: str = "server") -> None:
+        self.nick = nick
+        self.prefixes = {"o": "@", "v": "+"}  # mode -> prefix char, from ISUPPORT PREFIX
+        self.chantypes = "#&"
+        self.network = server_label
+        self.windows: dict[str, Window] = {SERVER: Window(server_label, "server")}
+        self.current = SERVER
+        self._mention = _mention_re(nick)
+
+    # -- windows ----------------------------------------------------------------------------------
+
+    def is_channel(self, name: str) -> bool:
+        return bool(name) and name[0] in self.chantypes
+
+    def window(self, name: str) -> Window | None:
+        return self.windows.get(SERVER if name == SERVER else casefold(name))
+
+    def open(self, name: str, changes: Changes | None = None) -> Window:
+        """The window for `name` (a channel or a nick), created if need be."""
+        key = casefold(name)
+        window = self.windows.get(key)
+        if window is None:
+            window = Window(name, "channel" if self.is_channel(name) else "query")
+            self.windows[key] = window
+            if changes is not None:
+                changes.windows = True
+        return window
+
+    def close(self, key: str) -> Window | None:
+        """Forget a window (not the server window); the next one becomes current."""
+        if key == SERVER or key not in self.windows:
+            return None
+        keys = list(self.windows)
+        index = keys.index(key)
+        window = self.windows.pop(key)
+        if self.current == key:
+            rest = list(self.windows)
+            self.current = rest[min(index, len(rest) - 1)]
+        return window
+
+    def select(self, key: str) -> None:
+        if key in self.windows:
+            self.current = key
+            window = self.windows[key]
+            window.unread = 0
+            window.mentioned = False
+
+    def step(self, delta: int) -> str:
+        """The key of the window `delta` places from the current one, wrapping."""
+        keys = list(self.windows)
+        return keys[(keys.index(self.current) + delta) % len(keys)]
+
+    def channels(self) -> list[str]:
+        """Names of the channels we are in or were in before a disconnect (to rejoin)."""
+        return [w.name for w in self.windows.values() if w.kind == "channel" and w.joined]
+
+    def sorted_members(self, key: str) -> list[Member]:
+        window = self.windows.get(key)
+        if window is None:
+            return []
+        ranks = {prefix: i for i, prefix in enumerate(self.prefixes.values())}
+        return sorted(
+            window.members.values(),
+            key=lambda m: (ranks.get(m.prefix, len(ranks)), casefold(m.nick)),
+        )
+
+    def nicks(self, key: str) -> list[str]:
+        window = self.windows.get(key)
+        return [m.nick for m in window.members.values()] if window is not None else []
+
+    # -- adding entries ---------------------------------------------------------------------------
+
+    def add(self, changes: Changes, window: Window, entry: Entry) -> None:
+        changes.entries.append((window, entry))
+        if window.key != self.current and not entry.own and entry.kind in (*CHATTY, ERROR):
+            window.unread += 1
+            if entry.mention or window.kind == "query":
+                window.mentioned = True
+            changes.windows = True
+        if entry.mention or (window.kind == "query" and not entry.own and entry.kind in CHATTY):
+            changes.bell = True
+
+    def info(self, text: str, now: float, kind: str = INFO, key: str | None = None) -> Changes:
+        """A line of our own (help, errors, connection state) in a window (default: current)."""
+        changes = Changes()
+        window = self.windows.get(key or self.current) or self.windows[SERVER]
+        self.add(changes, window, Entry(now, kind, text))
+        return changes
+
+    def own_message(self, target: str, text: str, now: float, kind: str = MESSAGE) -> Changes:
+        """Show a message we sent."""
+        changes = Changes()
+        window = self.open(target, changes)
+        self.add(changes, window, Entry(now, kind, text, nick=self.nick, own=True))
+        return changes
+
+    def set_nick(self, nick: str) -> None:
+        self.nick = nick
+        self._mention = _mention_re(nick)
+
+    def disconnected(self) -> list[str]:
+        """The connection dropped: forget who is where; return the channels to rejoin."""
+        rejoin = self.channels()
+        for window in self.windows.values():
+            window.members.clear()
+            window.joined = False
+        return rejoin
+
+    # -- feeding lines ----------------------------------------------------------------------------
+
+    def feed(self, line: Line, now: float) -> Changes:
+        changes = Changes()
+        handler = getattr(self, "_on_" + line.command.lower(), None)
+        if handler is not None:
+            handler(line, now, changes)
+        elif line.command.isdigit():
+            self._on_numeric(line, now, changes)
+        return changes
+
+    def _me(self, nick: str | None) -> bool:
+        return nick is not None and casefold(nick) == casefold(self.nick)
+
+    def _member_key(self, nick: str) -> str:
+        return casefold(nick)
+
+    def _on_privmsg(self, line: Line, now: float, changes: Changes, kind: str = MESSAGE) -> None:
+        if len(line.params) < 2:
+            return
+        target, text = line.params[0], line.params[1]
+        nick = line.nick or ""
+        if text.startswith("\x01") and kind == MESSAGE:
+            body = text.strip("\x01")
+            verb, _, rest = body.partition(" ")
+            if verb.upper() != "ACTION":
+                return  # other CTCP requests are not shown
+            kind, text = ACTION, rest
+        own = self._me(nick)
+        target_name = target.lstrip("@+")
+        if self.is_channel(target_name):
+            window = self.open(target_name, changes)
+        elif own:
+            window = self.open(target, changes)
+        elif line.source is None or "!" not in line.source:
+            window = self.windows[SERVER]  # a server notice
+        else:
+            window = self.open(nick, changes)
+        mention = not own and bool(self._mention.search(text))
+        self.add(changes, window, Entry(now, kind, text, nick=nick, own=own, mention=mention))
+
+    def _on_notice(self, line: Line, now: float, changes: Changes) -> None:
+        self._on_privmsg(line, now, changes, NOTICE)
+
+    def _on_join(self, line: Line, now: float, changes: Changes) -> None:
+        if not line.params or line.nick is None:
+            return
+        window = self.open(line.params[0], changes)
+        if self._me(line.nick):
+            window.joined = True
+            window.members.clear()
+            changes.windows = True
+            changes.joined.append(window.key)
+        window.members[self._member_key(line.nick)] = Member(line.nick)
+        changes.members.add(window.key)
+        self.add(
+            changes, window, Entry(now, EVENT, f"{line.nick} ({self._userhost(line)}) has joined")
+        )
+
+    def _userhost(self, line: Line) -> str:
+        source = line.source or ""
+        return source.split("!", 1)[1] if "!" in source else source
+
+    def _on_part(self, line: Line, now: float, changes: Changes) -> None:
+        if not line.params or line.nick is None:
+            return
+        window = self.window(line.params[0])
+        if window is None:
+            return
+        reason = f" ({line.params[1]})" if len(line.params) > 1 and line.params[1] else ""
+        if self._me(line.nick):
+            window.joined = False
+            window.members.clear()
+            changes.windows = True
+            self.add(changes, window, Entry(now, EVENT, f"you have left {window.name}{reason}"))
+        else:
+            window.members.pop(self._member_key(line.nick), None)
+            self.add(changes, window, Entry(now, EVENT, f"{line.nick} has left{reason}"))
+        changes.members.add(window.key)
+
+    def _on_kick(self, line: Line, now: float, changes: Changes) -> None:
+        if len(line.params) < 2:
+            return
+        window = self.window(line.params[0])
+        if window is None:
+            return
+        victim = line.params[1]
+        reason = f" ({line.params[2]})" if len(line.params) > 2 and line.params[2] else ""
+        if self._me(victim):
+            window.joined = False
+            window.members.clear()
+            changes.windows = True
+            text = f"you were kicked from {window.name} by {line.nick}{reason}"
+            self.add(changes, window, Entry(now, ERROR, text))
+        else:
+            window.members.pop(self._member_key(victim), None)
+            self.add(
+                changes, window, Entry(now, EVENT, f"{victim} was kicked by {line.nick}{reason}")
+            )
+        changes.members.add(window.key)
+
+    def _on_quit(self, line: Line, now: float, changes: Changes) -> None:
+        nick = line.nick
+        if nick is None:
+            return
+        reason = f" ({line.params[0]})" if line.params and line.params[0] else ""
+        key = self._member_key(nick)
+        for window in self.windows.values():
+            if key in window.members:
+                del window.members[key]
+                changes.members.add(window.key)
+                self.add(changes, window, Entry(now, EVENT, f"{nick} has quit{reason}"))
+            elif window.kind == "query" and window.key == key:
+                self.add(changes, window, Entry(now, EVENT, f"{nick} has quit{reason}"))
+
+    def _on_nick(self, line: Line, now: float, changes: Changes) -> None:
+        old, new = line.nick, line.params[0] if line.params else None
+        if old is None or not new:
+            return
+        if self._me(old):
+            self.set_nick(new)
+            changes.nick = True
+        old_key, new_key = self._member_key(old), self._member_key(new)
+        text = f"{old} is now known as {new}"
+        for window in list(self.windows.values()):
+            member = window.members.pop(old_key, None)
+            if member is not None:
+                member.nick = new
+                window.members[new_key] = member
+                changes.members.add(window.key)
+                self.add(changes, window, Entry(now, EVENT, text))
+            elif window.kind == "query" and window.key == old_key:
+                del self.windows[old_key]
+                window.name = new
+                self.windows[new_key] = window
+                if self.current == old_key:
+                    self.current = new_key
+                changes.windows = True
+                self.add(changes, window, Entry(now, EVENT, text))
+        if changes.nick and not changes.entries:
+            self.add(
+                changes, self.windows[SERVER], Entry(now, EVENT, f"you are now known as {new}")
+            )
+
+    def _on_topic(self, line: Line, now: float, changes: Changes) -> None:
+        if len(line.params) < 2:
+            return
+        window = self.open(line.params[0], changes)
+        window.topic = line.params[1]
+        changes.topics.add(window.key)
+        text = f"{line.nick} changed the topic to: {line.params[1]}"
+        if not line.params[1]:
+            text = f"{line.nick} cleared the topic"
+        self.add(changes, window, Entry(now, EVENT, text))
+
+    def _on_mode(self, line: Line, now: float, changes: Changes) -> None:
+        if len(line.params) < 2:
+            return
+        target = line.params[0]
+        modes = " ".join(line.params[1:])
+        if not self.is_channel(target):
+            self.add(changes, self.windows[SERVER], Entry(now, EVENT, f"mode {modes} for {target}"))
+            return
+        window = self.open(target, changes)
+        args = list(line.params[2:])
+        sign = "+"
+        for ch in line.params[1]:
+            if ch in "+-":
+                sign = ch
+            elif ch in self.prefixes:
+                if not args:
+                    break
+                member = window.members.get(self._member_key(args.pop(0)))
+                if member is not None:
+                    self._set_prefix(member, self.prefixes[ch], sign == "+")
+                    changes.members.add(window.key)
+            elif ch in "bkeIqlfjL" and (sign == "+" or ch in "bkeIq") and args:
+                args.pop(0)  # modes that take a parameter
+        self.add(
+            changes, window, Entry(now, EVENT, f"{line.nick or line.source} sets mode {modes}")
+        )
+
+    def _set_prefix(self, member: Member, prefix: str, on: bool) -> None:
+        held = set(member.modes)
+        if on:
+            held.add(prefix)
+        else:
+            held.discard(prefix)
+        order = list(self.prefixes.values())
+        member.modes = "".join(sorted(held, key=lambda c: order.index(c) if c in order else 99))
+
+    def _on_error(self, line: Line, now: float, changes: Changes) -> None:
+        text = line.params[0] if line.params else "error"
+        self.add(changes, self.windows[SERVER], Entry(now, ERROR, text))
+
+    def _on_invite(self, line: Line, now: float, changes: Changes) -> None:
+        if len(line.params) < 2:
+            return
+        text = f"{line.nick} invites you to {line.params[1]} (/join {line.params[1]})"
+        self.add(changes, self.windows[self.current], Entry(now, INFO, text, mention=True))
+
+    # -- numerics ---------------------------------------------------------------------------------
+
+    def _on_numeric(self, line: Line, now: float, changes: Changes) -> None:
+        code = line.command
+        params = line.params[1:]  # drop our own nick
+        if code == "001" and line.params and not self._me(line.params[0]):
+            self.set_nick(line.params[0])
+            changes.nick = True
+        if code == "005":
+            self._isupport(params[:-1])
+            return
+        if code == "353" and len(params) >= 3:
+            window = self.window(params[1])
+            if window is not None:
+                for name in params[2].split():
+                    member = self._parse_name(name)
+                    window.members[self._member_key(member.nick)] = member
+                changes.members.add(window.key)
+            return
+        if code == "366":
+            return
+        if code == "332" and len(params) >= 2:
+            window = self.open(params[0], changes)
+            window.topic = params[1]
+            changes.topics.add(window.key)
+            self.add(changes, window, Entry(now, EVENT, f"topic: {params[1]}"))
+            return
+        if code == "333" and len(params) >= 2:
+            return
+        if code == "352" and len(params) >= 6:  # WHO reply: learn away state
+            away = params[6].startswith("G") if len(params) > 6 else False
+            for window in self.windows.values():
+                found = window.members.get(self._member_key(params[5]))
+                if found is not None and found.away != away:
+                    found.away = away
+                    changes.members.add(window.key)
+        if code == "301" and len(params) >= 2:
+            window = self.window(params[0])
+            if window is not None and window.kind == "query":
+                self.add(changes, window, Entry(now, INFO, f"{params[0]} is away: {params[1]}"))
+                return
+        if code in _NUMERIC_TEXT_SKIP and code not in ("001", "375", "376"):
+            return
+        if code in ("265", "266", "422") and params:
+            params = params[-1:]
+        text = " ".join(p for p in params if p)
+        kind = ERROR if code.startswith(("4", "5")) and code != "422" else INFO
+        window = self.windows[SERVER]
+        if kind == ERROR or code in ("324", "329", "341", "367", "368", "331"):
+            window = self.windows.get(self.current, window)
+        elif params and self.is_channel(params[0]):
+            window = self.window(params[0]) or window
+        self.add(changes, window, Entry(now, kind, text))
+
+    def _parse_name(self, name: str) -> Member:
+        prefix_chars = set(self.prefixes.values())
+        i = 0
+        while i < len(name) and name[i] in prefix_chars:
+            i += 1
+        nick = name[i:].split("!", 1)[0]
+        member = Member(nick)
+        for ch in name[:i]:
+            self._set_prefix(member, ch, True)
+        return member
+
+    def _isupport(self, tokens: tuple[str, ...] | list[str]) -> None:
+        for token in tokens:
+            key, _, value = token.partition("=")
+            if key == "PREFIX" and value.startswith("("):
+                modes, _, chars = value[1:].partition(")")
+                if len(modes) == len(chars):
+                    self.prefixes = dict(zip(modes, chars, strict=True))
+            elif key == "CHANTYPES" and value:
+                self.chantypes = value
+            elif key == "NETWORK" and value:
+                self.network = value
+                self.windows[SERVER].name = value

@@ -1,0 +1,296 @@
+"""The client's connection: a socket owned by one background thread, with callbacks, no Textual.
+
+The thread connects, registers (falling back to `nick_`, `nick__`... when the nick is taken),
+answers PING, measures lag, parses lines with the shared protocol module and hands them to the
+`on_event` callback in batches, one per `recv()`. When the connection drops it reconnects by itself
+with exponential backoff and jitter (1 s up to 60 s). `send()` is thread-safe. `close()` returns
+within a second even while the thread is blocked in `recv()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tuichat.net.protocol import Line, LineBuffer, ParseError, TooLong, parse
+
+DEFAULT_PORT = 6667
+LAG_INTERVAL = 30.0  # seconds between lag probes on a quiet connection
+LAG_TOKEN = "tuichat-lag-"
+
+
+@dataclass
+class ClientConfig:
+    host: str
+    port: int = DEFAULT_PORT
+    nick: str = "guest"
+    username: str = "tuichat"
+    realname: str = "tuichat user"
+    password: str | None = None
+    connect_timeout: float = 10.0
+    backoff_min: float = 1.0
+    backoff_max: float = 60.0
+    reconnect: bool = True
+
+
+# Events handed to `on_event` (from the connection's thread) -------------------------------------
+
+
+@dataclass(frozen=True)
+class Connecting:
+    host: str
+    port: int
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Connected:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Registered:
+    nick: str
+
+
+@dataclass(frozen=True)
+class LinesReceived:
+    lines: list[Line]
+
+
+@dataclass(frozen=True)
+class NickFallback:
+    """The nick was taken (or refused) at registration; `new` is tried instead."""
+
+    old: str
+    new: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class LagMeasured:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    """The connection ended. `retry_in` is None when no reconnect follows."""
+
+    reason: str
+    retry_in: float | None
+
+
+ClientEvent = (
+    Connecting | Connected | Registered | LinesReceived | NickFallback | LagMeasured | Disconnected
+)
+
+
+def describe_error(error: OSError, host: str, port: int) -> str:
+    """A sentence for a failed connection attempt."""
+    if isinstance(error, socket.gaierror):
+        return f"cannot find host {host!r} ({error.strerror})"
+    if isinstance(error, ConnectionRefusedError):
+        return f"connection refused by {host} port {port} (is a server running there?)"
+    if isinstance(error, TimeoutError | socket.timeout):
+        return f"no answer from {host} port {port} (timed out)"
+    return f"cannot connect to {host} port {port}: {error.strerror or error}"
+
+
+class Client:
+    """An IRC connection that keeps itself up until `close()`."""
+
+    def __init__(self, config: ClientConfig, on_event: Callable[[ClientEvent], None]) -> None:
+        self.config = config
+        self.nick = config.nick
+        self._on_event = on_event
+        self._sock: socket.socket | None = None
+        self._send_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._registered = False
+        self._lag_sent: float | None = None
+        self._give_up: str | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._sock is not None
+
+    @property
+    def registered(self) -> bool:
+        return self._registered
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="tuichat-connection", daemon=True)
+        self._thread.start()
+
+    def send(self, line: Line | str) -> bool:
+        """Send one line (thread-safe). False when there is no connection to send it on."""
+        text = line.format(trailing=True) if isinstance(line, Line) else line
+        data = (text.replace("\r", " ").replace("\n", " ") + "\r\n").encode("utf-8", "replace")
+        with self._send_lock:
+            sock = self._sock
+            if sock is None:
+                return False
+            try:
+                sock.sendall(data)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                return False
+        return True
+
+    def quit(self, reason: str = "") -> None:
+        """Send QUIT and close, without reconnecting."""
+        self._stopping.set()
+        self.send(Line("QUIT", (reason,) if reason else ()))
+        self.close()
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Stop for good: wake the thread (even in `recv`), close the socket, join the thread."""
+        self._stopping.set()
+        with self._send_lock:
+            sock = self._sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    # -- the connection's thread ------------------------------------------------------------------
+
+    def _emit(self, event: ClientEvent) -> None:
+        try:
+            self._on_event(event)
+        except Exception:  # a broken callback must not kill the connection
+            import logging
+
+            logging.getLogger("tuichat.client").exception("event callback failed")
+
+    def _run(self) -> None:
+        c = self.config
+        attempt = 0
+        while not self._stopping.is_set():
+            attempt += 1
+            self._emit(Connecting(c.host, c.port, attempt))
+            try:
+                sock = socket.create_connection((c.host, c.port), timeout=c.connect_timeout)
+            except OSError as error:
+                reason = describe_error(error, c.host, c.port)
+            else:
+                reason = self._session(sock)
+                if self._registered:
+                    attempt = 1
+            self._registered = False
+            if self._stopping.is_set() or not c.reconnect or self._give_up is not None:
+                self._emit(Disconnected(self._give_up or reason, None))
+                return
+            delay = min(c.backoff_max, c.backoff_min * 2 ** (attempt - 1))
+            delay *= random.uniform(0.5, 1.0)
+            delay = max(delay, min(c.backoff_min, c.backoff_max))
+            self._emit(Disconnected(reason, delay))
+            if self._stopping.wait(delay):
+                self._emit(Disconnected(reason, None))
+                return
+
+    def _session(self, sock: socket.socket) -> str:
+        """Register and read until the connection ends; return why it ended."""
+        c = self.config
+        sock.settimeout(LAG_INTERVAL)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._send_lock:
+            if self._stopping.is_set():
+                sock.close()
+                return "closed"
+            self._sock = sock
+        self._emit(Connected(c.host, c.port))
+        self.nick = c.nick
+        self._lag_sent = None
+        if c.password:
+            self.send(Line("PASS", (c.password,)))
+        self.send(Line("NICK", (self.nick,)))
+        self.send(Line("USER", (c.username, "0", "*", c.realname)))
+        buffer = LineBuffer()
+        reason = "connection closed by the server"
+        try:
+            while not self._stopping.is_set():
+                try:
+                    data = sock.recv(65536)
+                except TimeoutError:
+                    if not self._probe_lag():
+                        reason = "the server stopped answering (ping timeout)"
+                        break
+                    continue
+                except OSError as error:
+                    reason = f"connection lost: {error.strerror or error}"
+                    break
+                if not data:
+                    break
+                lines: list[Line] = []
+                for item in buffer.feed(data):
+                    if isinstance(item, TooLong):
+                        continue
+                    try:
+                        line = parse(item)
+                    except ParseError:
+                        continue
+                    if self._handle(line):
+                        lines.append(line)
+                    if line.command == "ERROR" and line.params:
+                        reason = f"the server closed the connection: {line.params[0]}"
+                if lines:
+                    self._emit(LinesReceived(lines))
+        finally:
+            with self._send_lock:
+                self._sock = None
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        if self._stopping.is_set():
+            return "disconnected"
+        return reason
+
+    def _probe_lag(self) -> bool:
+        """Send a lag probe on a quiet connection; False when the last one was never answered."""
+        if self._lag_sent is not None:
+            return False
+        self._lag_sent = time.monotonic()
+        return self.send(Line("PING", (f"{LAG_TOKEN}{self._lag_sent:.6f}",)))
+
+    def _handle(self, line: Line) -> bool:
+        """React to what the connection itself must handle; True to pass the line on."""
+        command = line.command
+        if command == "PING":
+            self.send(Line("PONG", line.params or ("",)))
+            return False
+        if command == "PONG" and line.params and line.params[-1].startswith(LAG_TOKEN):
+            if self._lag_sent is not None:
+                self._emit(LagMeasured(time.monotonic() - self._lag_sent))
+                self._lag_sent = None
+            return False
+        if command == "001":
+            self._registered = True
+            if line.params:
+                self.nick = line.params[0]
+            self._emit(Registered(self.nick))
+        elif not self._registered and command in ("432", "433", "436", "437"):
+            old = self.nick
+            if command == "432":
+                self.nick = f"Guest{random.randint(1000, 9999)}"
+            else:
+                self.nick = old + "_" if len(old) < 30 else old[:-1] + str(random.randint(0, 9))
+            reason = line.params[-1] if line.params else "nickname unavailable"
+            self._emit(NickFallback(old, self.nick, reason))
+            self.send(Line("NICK", (self.nick,)))
+        elif command == "464" and not self._registered:
+            self._give_up = "wrong server password (464); check --password"
+        elif command == "NICK" and line.nick == self.nick and line.params:
+            self.nick = line.params[0]
+        return True

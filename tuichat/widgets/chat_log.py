@@ -1,0 +1,59 @@
+"""One window's message log."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.widgets import RichLog
+
+from tuichat.client_state import ACTION, ERROR, EVENT, MESSAGE, NOTICE, Entry
+from tuichat.text import nick_colour, plain, render
+
+SCROLLBACK = 10_000
+
+
+class ChatLog(RichLog):
+    """A scrolling, bounded log of entries. User text is rendered as data, never as markup."""
+
+    def __init__(self, *, max_lines: int = SCROLLBACK, id: str | None = None) -> None:
+        super().__init__(
+            max_lines=max_lines, wrap=True, markup=False, highlight=False, min_width=20, id=id
+        )
+        self.can_focus = False
+
+    def add(self, entry: Entry) -> None:
+        self.write(format_entry(entry))
+
+
+def format_entry(entry: Entry) -> Text:
+    """An entry as one styled line: `HH:MM <nick> text`."""
+    stamp = time.strftime("%H:%M", time.localtime(entry.time))
+    line = Text(stamp + " ", style="dim")
+    nick = plain(entry.nick or "")
+    colour = nick_colour(nick) if nick else ""
+    if entry.kind == MESSAGE:
+        line.append("<", style="dim")
+        line.append(nick, style=f"bold {colour}")
+        line.append("> ", style="dim")
+        line.append_text(render(entry.text))
+    elif entry.kind == ACTION:
+        line.append("* ", style="bold")
+        line.append(nick, style=f"bold {colour}")
+        line.append(" ")
+        line.append_text(render(entry.text, style="italic"))
+    elif entry.kind == NOTICE:
+        line.append("-", style="dim")
+        line.append(nick or "server", style=f"bold {colour}")
+        line.append("- ", style="dim")
+        line.append_text(render(entry.text))
+    elif entry.kind == EVENT:
+        line.append("-- " + plain(entry.text), style="dim")
+    elif entry.kind == ERROR:
+        line.append("!! " + plain(entry.text), style="bold red")
+    else:  # INFO
+        line.append("-- ", style="dim")
+        line.append(plain(entry.text))
+    if entry.mention:
+        line.stylize("on #5a3d00")
+    return line

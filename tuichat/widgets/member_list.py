@@ -1,0 +1,31 @@
+"""The user list of the current channel: operators and voiced marked, away users dimmed."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from tuichat.client_state import Member
+from tuichat.text import nick_colour, plain
+
+
+class MemberList(OptionList):
+    """One nick per line, sorted; the border title counts them. Selecting one opens a query."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.can_focus = False
+
+    def show(self, members: list[Member]) -> None:
+        options = []
+        for member in members:
+            nick = plain(member.nick)
+            label = Text(
+                member.prefix or " ", style="bold green" if member.prefix == "@" else "bold"
+            )
+            label.append(nick, style="dim" if member.away else nick_colour(nick))
+            options.append(Option(label, id=nick))
+        self.set_options(options)
+        count = len(members)
+        self.border_title = f"{count} user{'s' if count != 1 else ''}" if count else "users"
