@@ -47,10 +47,12 @@ class TuichatApp(App[None]):
         clock: Callable[[], float] = time.time,
         greeting: list[str] | None = None,
         scrollback: int = 10_000,
-        theme: str | None = None,
+        server_label: str | None = None,
     ) -> None:
         super().__init__()
         self.config = config
+        # how the status line names the server (tests pass a fixed one to keep ports off screen)
+        self.server_label = server_label or f"{config.host}:{config.port}"
         self.autojoin = list(channels or [])
         self.clock = clock
         self.greeting = greeting or []
@@ -63,8 +65,6 @@ class TuichatApp(App[None]):
         self.lag: float | None = None
         self.unsent: list[tuple[str, Line | str]] = []
         self.select_on_join: set[str] = set()
-        if theme:
-            self.theme = theme
 
     # -- layout -----------------------------------------------------------------------------------
 
@@ -104,6 +104,10 @@ class TuichatApp(App[None]):
         changes = Changes()
         for line in message.lines:
             self._merge(changes, self.state.feed(line, now))
+        for key in changes.joined:
+            # learn who is away (shown dimmed) without printing the reply
+            self.state.quiet_who.add(key)
+            self.client.send(Line("WHO", (self.state.windows[key].name,)))
         self._apply(changes)
 
     @staticmethod
@@ -241,7 +245,7 @@ class TuichatApp(App[None]):
     def _refresh_status(self) -> None:
         status = Text()
         status.append(plain(self.state.nick), style="bold")
-        status.append(f"  {plain(self.config.host)}:{self.config.port}  ")
+        status.append(f"  {plain(self.server_label)}  ")
         style = "green" if self.connection == "connected" else "bold red"
         status.append(self.connection, style=style)
         if self.lag is not None and self.connection == "connected":
@@ -286,10 +290,12 @@ class TuichatApp(App[None]):
         sent = True
         for action in actions:
             if isinstance(action, commands.Send):
-                if isinstance(action.line, Line) and action.line.command == "JOIN":
-                    self.select_on_join.update(
-                        casefold(name) for name in action.line.params[0].split(",")
-                    )
+                if isinstance(action.line, Line) and action.line.command in ("JOIN", "NAMES"):
+                    keys = {casefold(name) for name in action.line.params[0].split(",")}
+                    if action.line.command == "JOIN":
+                        self.select_on_join |= keys
+                    else:
+                        self.state.names_requested |= keys
                 sent = self.client.registered and self.client.send(action.line)
                 if not sent:
                     line = action.line

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from tuichat import __version__
 
@@ -58,12 +58,19 @@ def _port(text: str) -> int:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported in one line rather than the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tuichat", description="A small self-hosted terminal chat that speaks IRC."
     )
     parser.add_argument("--version", action="version", version=f"tuichat {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     serve = commands.add_parser("serve", help="run a chat server in the foreground")
     serve.add_argument(
@@ -232,7 +239,14 @@ def connect(args: argparse.Namespace, *, embedded: bool = False) -> int:
         realname=args.realname or settings.realname or nick,
         password=args.password or settings.password,
     )
-    app = TuichatApp(config, channels=channels, greeting=greeting, theme=settings.theme)
+    app = TuichatApp(config, channels=channels, greeting=greeting)
+    if settings.theme is not None:
+        if settings.theme not in app.available_themes:
+            names = ", ".join(sorted(app.available_themes))
+            if server is not None:
+                server.stop()
+            return _fail(f"unknown theme {settings.theme!r} in the config file (one of: {names})")
+        app.theme = settings.theme
     try:
         app.run()
     finally:
@@ -282,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
-        bare = argparse.ArgumentParser(prog="tuichat", parents=[], add_help=False)
+        bare = _Parser(prog="tuichat", add_help=False)
         _client_options(bare)
         args, unknown = bare.parse_known_args(argv)
         if unknown:

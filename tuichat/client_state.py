@@ -93,6 +93,8 @@ class ClientState:
         self.windows: dict[str, Window] = {SERVER: Window(server_label, "server")}
         self.current = SERVER
         self._mention = _mention_re(nick)
+        self.names_requested: set[str] = set()  # channels whose NAMES reply the user asked for
+        self.quiet_who: set[str] = set()  # channels whose WHO reply only feeds the member list
 
     # -- windows ----------------------------------------------------------------------------------
 
@@ -406,14 +408,31 @@ class ClientState:
             self._isupport(params[:-1])
             return
         if code == "353" and len(params) >= 3:
-            window = self.window(params[1])
-            if window is not None:
+            key = casefold(params[1])
+            window = self.windows.get(key)
+            if window is not None and window.joined:
                 for name in params[2].split():
                     member = self._parse_name(name)
                     window.members[self._member_key(member.nick)] = member
                 changes.members.add(window.key)
+            if key in self.names_requested:
+                target = window or self.windows.get(self.current, self.windows[SERVER])
+                self.add(changes, target, Entry(now, INFO, f"users in {params[1]}: {params[2]}"))
             return
         if code == "366":
+            if params:
+                self.names_requested.discard(casefold(params[0]))
+            return
+        if code in ("352", "315") and params and casefold(params[0]) in self.quiet_who:
+            if code == "315":
+                self.quiet_who.discard(casefold(params[0]))
+            elif len(params) >= 7:  # a WHO reply we asked for on join: learn who is away
+                away = params[6].startswith("G")
+                for window in self.windows.values():
+                    found = window.members.get(self._member_key(params[5]))
+                    if found is not None and found.away != away:
+                        found.away = away
+                        changes.members.add(window.key)
             return
         if code == "332" and len(params) >= 2:
             window = self.open(params[0], changes)
@@ -423,13 +442,6 @@ class ClientState:
             return
         if code == "333" and len(params) >= 2:
             return
-        if code == "352" and len(params) >= 6:  # WHO reply: learn away state
-            away = params[6].startswith("G") if len(params) > 6 else False
-            for window in self.windows.values():
-                found = window.members.get(self._member_key(params[5]))
-                if found is not None and found.away != away:
-                    found.away = away
-                    changes.members.add(window.key)
         if code == "301" and len(params) >= 2:
             window = self.window(params[0])
             if window is not None and window.kind == "query":

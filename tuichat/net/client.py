@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from tuichat.net.protocol import Line, LineBuffer, ParseError, TooLong, parse
 
 DEFAULT_PORT = 6667
-LAG_INTERVAL = 30.0  # seconds between lag probes on a quiet connection
+LAG_INTERVAL = 30.0  # seconds between lag probes
+LAG_TIMEOUT = 90.0  # a probe unanswered this long means the connection is dead
 LAG_TOKEN = "tuichat-lag-"
 
 
@@ -116,6 +117,8 @@ class Client:
         self._registered = False
         self._lag_sent: float | None = None
         self._give_up: str | None = None
+        self._error: str | None = None
+        self._next_probe = 0.0
 
     @property
     def connected(self) -> bool:
@@ -202,7 +205,7 @@ class Client:
     def _session(self, sock: socket.socket) -> str:
         """Register and read until the connection ends; return why it ended."""
         c = self.config
-        sock.settimeout(LAG_INTERVAL)
+        sock.settimeout(LAG_INTERVAL / 3)
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._send_lock:
@@ -213,40 +216,38 @@ class Client:
         self._emit(Connected(c.host, c.port))
         self.nick = c.nick
         self._lag_sent = None
+        self._error = None
         if c.password:
             self.send(Line("PASS", (c.password,)))
         self.send(Line("NICK", (self.nick,)))
         self.send(Line("USER", (c.username, "0", "*", c.realname)))
         buffer = LineBuffer()
         reason = "connection closed by the server"
+        self._next_probe = time.monotonic() + LAG_INTERVAL
         try:
             while not self._stopping.is_set():
                 try:
                     data = sock.recv(65536)
                 except TimeoutError:
-                    if not self._probe_lag():
-                        reason = "the server stopped answering (ping timeout)"
-                        break
-                    continue
+                    data = None
                 except OSError as error:
                     reason = f"connection lost: {error.strerror or error}"
                     break
-                if not data:
+                if data == b"":
                     break
-                lines: list[Line] = []
-                for item in buffer.feed(data):
-                    if isinstance(item, TooLong):
-                        continue
-                    try:
-                        line = parse(item)
-                    except ParseError:
-                        continue
-                    if self._handle(line):
-                        lines.append(line)
-                    if line.command == "ERROR" and line.params:
-                        reason = f"the server closed the connection: {line.params[0]}"
-                if lines:
-                    self._emit(LinesReceived(lines))
+                if data:
+                    self._receive(buffer, data)
+                    if self._error is not None:
+                        reason = f"the server closed the connection: {self._error}"
+                now = time.monotonic()
+                if now >= self._next_probe and self._registered:
+                    if self._lag_sent is None:
+                        self._lag_sent = now
+                        self.send(Line("PING", (f"{LAG_TOKEN}{now:.6f}",)))
+                    elif now - self._lag_sent > LAG_TIMEOUT:
+                        reason = "the server stopped answering (ping timeout)"
+                        break
+                    self._next_probe = now + LAG_INTERVAL
         finally:
             with self._send_lock:
                 self._sock = None
@@ -257,12 +258,21 @@ class Client:
             return "disconnected"
         return reason
 
-    def _probe_lag(self) -> bool:
-        """Send a lag probe on a quiet connection; False when the last one was never answered."""
-        if self._lag_sent is not None:
-            return False
-        self._lag_sent = time.monotonic()
-        return self.send(Line("PING", (f"{LAG_TOKEN}{self._lag_sent:.6f}",)))
+    def _receive(self, buffer: LineBuffer, data: bytes) -> None:
+        lines: list[Line] = []
+        for item in buffer.feed(data):
+            if isinstance(item, TooLong):
+                continue
+            try:
+                line = parse(item)
+            except ParseError:
+                continue
+            if self._handle(line):
+                lines.append(line)
+            if line.command == "ERROR" and line.params:
+                self._error = line.params[0]
+        if lines:
+            self._emit(LinesReceived(lines))
 
     def _handle(self, line: Line) -> bool:
         """React to what the connection itself must handle; True to pass the line on."""
@@ -277,6 +287,7 @@ class Client:
             return False
         if command == "001":
             self._registered = True
+            self._next_probe = 0.0  # measure lag right away
             if line.params:
                 self.nick = line.params[0]
             self._emit(Registered(self.nick))

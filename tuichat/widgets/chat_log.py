@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from rich.table import Table
 from rich.text import Text
 from textual.widgets import RichLog
 
@@ -23,13 +24,18 @@ class ChatLog(RichLog):
         self.can_focus = False
 
     def add(self, entry: Entry) -> None:
-        self.write(format_entry(entry))
+        stamp = Text(time.strftime("%H:%M", time.localtime(entry.time)), style="dim")
+        row = Table.grid(padding=(0, 1, 0, 0))
+        row.add_column(width=5, no_wrap=True)
+        row.add_column(ratio=1, overflow="fold")
+        row.add_row(stamp, format_entry(entry))
+        # wrapped lines stay in the text column, under the first line's text
+        self.write(row, expand=True)
 
 
 def format_entry(entry: Entry) -> Text:
-    """An entry as one styled line: `HH:MM <nick> text`."""
-    stamp = time.strftime("%H:%M", time.localtime(entry.time))
-    line = Text(stamp + " ", style="dim")
+    """An entry's text, styled: `<nick> text`, `* nick text`, `-- event`..."""
+    line = Text()
     nick = plain(entry.nick or "")
     colour = nick_colour(nick) if nick else ""
     if entry.kind == MESSAGE:
