@@ -327,9 +327,11 @@ class ClientState:
                 changes.members.add(window.key)
                 self.add(changes, window, Entry(now, EVENT, text))
             elif window.kind == "query" and window.key == old_key:
-                del self.windows[old_key]
                 window.name = new
-                self.windows[new_key] = window
+                # rename in place: the window keeps its position in the list
+                self.windows = {
+                    (new_key if key == old_key else key): w for key, w in self.windows.items()
+                }
                 if self.current == old_key:
                     self.current = new_key
                 changes.windows = True
@@ -426,10 +428,11 @@ class ClientState:
         if code in ("352", "315") and params and casefold(params[0]) in self.quiet_who:
             if code == "315":
                 self.quiet_who.discard(casefold(params[0]))
-            elif len(params) >= 7:  # a WHO reply we asked for on join: learn who is away
-                away = params[6].startswith("G")
+            elif len(params) >= 6:  # a WHO reply we asked for on join: learn who is away
+                # channel user host server nick flags :hops realname
+                away = params[5].startswith("G")
                 for window in self.windows.values():
-                    found = window.members.get(self._member_key(params[5]))
+                    found = window.members.get(self._member_key(params[4]))
                     if found is not None and found.away != away:
                         found.away = away
                         changes.members.add(window.key)

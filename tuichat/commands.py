@@ -93,7 +93,8 @@ def _messages(command: str, target: str, text: str, kind: str) -> list[Action]:
     from tuichat.net.protocol import split_text
 
     actions: list[Action] = []
-    for piece in split_text(text, MESSAGE_BYTES - len(target.encode())):
+    room = MESSAGE_BYTES - len(target.encode()) - (len("\x01ACTION \x01") if kind == ACTION else 0)
+    for piece in split_text(text, room):
         wire = f"\x01ACTION {piece}\x01" if kind == ACTION else piece
         actions.append(Send(Line(command, (target, wire))))
         actions.append(ShowOwn(target, piece, kind))

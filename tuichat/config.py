@@ -56,7 +56,7 @@ def load(path: Path | None = None) -> Settings:
         if explicit:
             raise ConfigError(f"config file {path} does not exist") from None
         return Settings()
-    except tomllib.TOMLDecodeError as error:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"bad config file {path}: {error}") from None
     except OSError as error:
         raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
@@ -109,8 +109,8 @@ def parse_target(text: str) -> tuple[str | None, str, int]:
     if not host:
         raise ConfigError(f"{text!r}: no host given")
     port = DEFAULT_PORT
-    if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if port_text or rest.endswith(":"):
+        if not re.fullmatch(r"[0-9]{1,5}", port_text) or not 0 < int(port_text) < 65536:
             raise ConfigError(f"{text!r}: {port_text!r} is not a port number")
         port = int(port_text)
     return nick, host, port
