@@ -194,6 +194,10 @@ class TuichatApp(App[None]):
             if key in self.select_on_join or self.state.current == SERVER:
                 self.select_on_join.discard(key)
                 self.select_window(key)
+                # say it again where the user is looking: how others can join this server
+                greeting, self.greeting = self.greeting, []
+                for text in greeting:
+                    self._apply(self.state.info(text, self.clock(), key=key))
         if changes.bell:
             self.bell()
         if changes.windows:
