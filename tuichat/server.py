@@ -195,6 +195,8 @@ class Writer(threading.Thread):
             if data:
                 conn.outbuf = bytearray()
             conn.dirty = False
+            # retired before this take: nothing can be queued after it, so closing loses nothing
+            retired = conn.retired
         pending = conn.pending
         if pending is not None:
             pending += data
@@ -214,7 +216,7 @@ class Writer(threading.Thread):
                 del data[:sent]
             else:
                 conn.pending = data[sent:]
-        if conn.retired:
+        if retired:
             self._close(conn)
         elif conn.pending is not None and not conn.watched:
             self._selector.register(conn.fd, selectors.EVENT_WRITE, conn)
@@ -381,8 +383,11 @@ class Server:
                     break
                 registered = user.registered
                 out = Outbox()
-                try:
-                    with self.lock:
+                # Delivering (appending to buffers, no system call) under the state lock keeps
+                # every client's view in the order the state changed: nobody gets a channel's
+                # message before their own JOIN or after their own PART.
+                with self.lock:
+                    try:
                         now = time.time()
                         for item in buffer.feed(data):
                             if user.gone:
@@ -397,9 +402,9 @@ class Server:
                             except ParseError:
                                 continue
                             state.handle(user, line, now, out)
-                finally:
-                    # deliver what earlier lines decided even if a later one failed
-                    self.dispatch(out)
+                    finally:
+                        # deliver what earlier lines decided even if a later one failed
+                        self.dispatch(out)
                 if not registered and user.registered:
                     log.info("registered %s from %s", user.prefix, conn.address)
         except Exception:
@@ -413,13 +418,13 @@ class Server:
         with self.lock:
             self.state.disconnect(user, reason, time.time(), out)
             self._connections.discard(conn)
-        self.dispatch(out)
+            self.dispatch(out)
         self.writer.retire(conn)
         self._threads.discard(threading.current_thread())
         log.info("disconnect %s (%s): %s", user.nick or "*", conn.address, reason)
 
     def dispatch(self, out: Outbox) -> None:
-        """Deliver what the state decided (call without holding the state lock)."""
+        """Queue what the state decided on each recipient's buffer (under the state lock)."""
         for targets, blob, skip in out.sends:
             data = bytes(blob)
             for user in targets:
@@ -439,4 +444,4 @@ class Server:
             out = Outbox()
             with self.lock:
                 self.state.tick(time.time(), out)
-            self.dispatch(out)
+                self.dispatch(out)

@@ -138,7 +138,7 @@ class TooLong:
 
 
 class LineBuffer:
-    """Cuts received bytes into lines. Lines end in LF or CRLF; empty lines are skipped.
+    """Cuts received bytes into lines. Lines end in LF, CRLF or a bare CR; empty lines are skipped.
 
     A line whose body is over `max_body` bytes, or whose tag section is over `max_tags` bytes, is
     dropped and reported as `TooLong`; the buffer never holds more than one line's limit, even while
@@ -175,6 +175,10 @@ class LineBuffer:
 
     def feed(self, data: bytes) -> Iterator[str | TooLong]:
         """Yield each complete line in `data` (with what was kept from before) as text."""
+        # a bare CR ends a line too (RFC 2812 2.3.1), so it never travels inside one; CRLF becomes
+        # a line and an empty one, which is skipped
+        if b"\r" in data:
+            data = data.replace(b"\r", b"\n")
         if self._buf:
             data = self._buf + data
             self._buf = b""
@@ -189,9 +193,7 @@ class LineBuffer:
                 self._skipping = False
                 yield TooLong(tags_too_long=self._skip_tags)
                 continue
-            if raw.endswith(b"\r"):
-                raw = raw[:-1]
-            if not raw.strip(b" \r"):
+            if not raw.strip(b" "):
                 continue
             too_long = self._limit(raw)
             if too_long is not None:

@@ -1,0 +1,75 @@
+"""Fixtures for integration tests: a real server on 127.0.0.1 port 0 per test, raw-socket clients
+made by a factory that closes them all at teardown."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from tuichat.server import Server, ServerConfig
+from tuichat.state import Config
+
+from .helpers import HOST, Client, Connect, StartServer
+
+
+@pytest.fixture
+def start_server(caplog: pytest.LogCaptureFixture) -> Iterator[StartServer]:
+    """Start servers on 127.0.0.1 port 0 (any `ServerConfig`; host and port are overridden);
+    stop them all at teardown and fail if the server logged an error."""
+    caplog.set_level(logging.INFO, logger="tuichat")
+    servers: list[Server] = []
+
+    def start(config: ServerConfig | None = None, /) -> Server:
+        config = config or ServerConfig()
+        config.host = HOST
+        config.port = 0
+        server = Server(config)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+    errors = [
+        record
+        for record in caplog.get_records("call")
+        if record.name.startswith("tuichat") and record.levelno >= logging.ERROR
+    ]
+    assert not errors, f"the server logged errors: {[r.getMessage() for r in errors]}"
+
+
+@pytest.fixture
+def server(start_server: StartServer) -> Server:
+    """A server with the default configuration."""
+    return start_server(ServerConfig(state=Config()))
+
+
+@pytest.fixture
+def connect(request: pytest.FixtureRequest) -> Iterator[Connect]:
+    """Make clients (registered when given a nick) of `server`, or of the default `server`
+    fixture; all are closed at teardown."""
+    clients: list[Client] = []
+
+    def make(
+        nick: str | None = None,
+        *,
+        server: Server | None = None,
+        rcvbuf: int | None = None,
+        answer_pings: bool = False,
+    ) -> Client:
+        if server is None:
+            server = request.getfixturevalue("server")
+        client = Client(
+            server.port, rcvbuf=rcvbuf, answer_pings=answer_pings, name=nick or "client"
+        )
+        clients.append(client)
+        if nick is not None:
+            client.register(nick)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()

@@ -1,0 +1,246 @@
+"""Helpers for integration tests: a raw-socket IRC client and a way to read from many at once.
+
+`Client` is a deliberately dumb IRC client: `send` writes a line, `expect` reads lines until one
+matches a pattern (the lines it passes over are kept in `seen` for error messages; lines it has
+not looked at yet stay queued for the next call), `register` does NICK/USER and waits for the end
+of the welcome burst. `pump` reads from many clients at once, for tests that need everybody to
+keep reading while they send.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import re
+import selectors
+import socket
+import struct
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from tuichat.server import Server, ServerConfig
+
+HOST = "127.0.0.1"
+#: The welcome burst ends with the MOTD, or with 422 when there is none.
+END_OF_WELCOME = r"^:\S+ (376|422) "
+
+
+class ConnectionClosed(AssertionError):
+    """The server closed the connection while a line was expected."""
+
+
+class Client:
+    """A raw-socket IRC client for tests. Lines are `str` without CRLF; bytes that are not UTF-8
+    come through as lone surrogates (surrogateescape), so a test can tell what the server sent."""
+
+    _tokens = itertools.count()
+
+    def __init__(
+        self,
+        port: int,
+        *,
+        rcvbuf: int | None = None,
+        answer_pings: bool = False,
+        name: str = "client",
+    ) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            # before connect(), so that the window offered in the handshake is already small
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.settimeout(5)
+        sock.connect((HOST, port))
+        self.sock = sock
+        self.name = name
+        self.nick: str | None = None
+        #: Answer each `PING x` read with `PONG x` (the PING is still queued).
+        self.answer_pings = answer_pings
+        #: Lines that `expect` read past or returned, the most recent last (for error messages).
+        self.seen: deque[str] = deque(maxlen=50)
+        self.eof = False
+        self._lines: deque[str] = deque()
+        self._partial = b""
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<Client {self.nick or self.name}>"
+
+    # -- sending ----------------------------------------------------------------------------------
+
+    def send(self, line: str | bytes) -> None:
+        """Send one line; CRLF is added."""
+        data = line.encode() if isinstance(line, str) else line
+        self.send_raw(data + b"\r\n")
+
+    def send_raw(self, data: bytes) -> None:
+        """Send bytes as they are (a partial line, several lines, garbage)."""
+        self.sock.sendall(data)
+
+    # -- receiving --------------------------------------------------------------------------------
+
+    def _feed(self, data: bytes) -> None:
+        if not data:
+            self.eof = True
+            return
+        data = self._partial + data
+        *lines, self._partial = data.split(b"\n")
+        for raw in lines:
+            line = raw.removesuffix(b"\r").decode("utf-8", "surrogateescape")
+            if self.answer_pings and line.startswith("PING "):
+                self.send("PONG " + line[5:])
+            self._lines.append(line)
+
+    def _fill(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for data and queue the lines in it."""
+        self.sock.settimeout(max(timeout, 0.001))
+        try:
+            data = self.sock.recv(65536)
+        except TimeoutError:
+            return
+        except ConnectionResetError:
+            data = b""
+        self._feed(data)
+
+    def fill_nowait(self) -> None:
+        """Queue the lines of whatever data has arrived, without waiting."""
+        try:
+            data = self.sock.recv(262144, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return
+        except ConnectionResetError:
+            data = b""
+        self._feed(data)
+
+    def take(self) -> list[str]:
+        """Every queued line, removed from the queue."""
+        lines = list(self._lines)
+        self._lines.clear()
+        self.seen.extend(lines)
+        return lines
+
+    def readline(self, timeout: float = 5) -> str:
+        """The next line; fails after `timeout` seconds or when the server closes."""
+        deadline = time.monotonic() + timeout
+        while not self._lines:
+            if self.eof:
+                raise ConnectionClosed(f"{self!r}: connection closed; last lines: {self._recent()}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"{self!r}: no line in {timeout} s; last: {self._recent()}")
+            self._fill(remaining)
+        line = self._lines.popleft()
+        self.seen.append(line)
+        return line
+
+    def expect(self, pattern: str, timeout: float = 5) -> re.Match[str]:
+        """Read lines until one matches `pattern` (re.search) and return the match."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                line = self.readline(max(remaining, 0))
+            except ConnectionClosed as error:
+                raise ConnectionClosed(f"waiting for {pattern!r}: {error}") from None
+            except AssertionError:
+                raise AssertionError(
+                    f"{self!r}: nothing matched {pattern!r} in {timeout} s; "
+                    f"last lines: {self._recent()}"
+                ) from None
+            match = regex.search(line)
+            if match is not None:
+                return match
+
+    def sync(self, timeout: float = 5) -> list[str]:
+        """Round-trip a PING and return every line that arrived before its PONG.
+
+        The server answers in order, so anything it sent this client before the PING is in the
+        result: the way to check that something did *not* arrive, without sleeping."""
+        token = f"sync-{next(self._tokens)}"
+        self.send(f"PING {token}")
+        lines: list[str] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.readline(max(deadline - time.monotonic(), 0))
+            if re.fullmatch(rf":\S+ PONG \S+ :?{token}", line):
+                return lines
+            lines.append(line)
+
+    def expect_closed(self, timeout: float = 5) -> list[str]:
+        """Read until the server closes the connection; return the lines read on the way."""
+        deadline = time.monotonic() + timeout
+        lines: list[str] = []
+        while True:
+            try:
+                lines.append(self.readline(max(deadline - time.monotonic(), 0)))
+            except ConnectionClosed:
+                return lines
+
+    def register(self, nick: str, *, password: str | None = None) -> Client:
+        """NICK + USER, then wait for the end of the welcome burst."""
+        if password is not None:
+            self.send(f"PASS {password}")
+        self.send(f"NICK {nick}")
+        self.send(f"USER {nick} 0 * :{nick} the tester")
+        self.expect(rf"^:\S+ 001 {re.escape(nick)} ")
+        self.expect(END_OF_WELCOME)
+        self.nick = nick
+        return self
+
+    def join(self, channel: str) -> None:
+        """JOIN and wait for the end of NAMES."""
+        self.send(f"JOIN {channel}")
+        self.expect(rf"^:\S+ 366 \S+ {re.escape(channel)} ")
+
+    def close(self) -> None:
+        """Close the socket (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+    def reset(self) -> None:
+        """Abort the connection with an RST (SO_LINGER 0), like a killed process or a dead link."""
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self._closed = True
+        self.sock.close()
+
+    def _recent(self) -> list[str]:
+        return [*list(self.seen)[-10:], *list(self._lines)[:10]]
+
+
+def pump(clients: Sequence[Client], done: Callable[[], bool], timeout: float) -> None:
+    """Read from every client at once until `done()` (which may `take()` lines) is true.
+
+    Fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        for client in clients:
+            selector.register(client.sock, selectors.EVENT_READ, client)
+        while not done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"condition not met within {timeout} s")
+            for key, _ in selector.select(min(remaining, 0.1)):
+                client = key.data
+                client.fill_nowait()
+                if client.eof:
+                    selector.unregister(client.sock)
+
+
+class StartServer(Protocol):
+    def __call__(self, config: ServerConfig | None = None, /) -> Server: ...
+
+
+class Connect(Protocol):
+    def __call__(
+        self,
+        nick: str | None = None,
+        *,
+        server: Server | None = None,
+        rcvbuf: int | None = None,
+        answer_pings: bool = False,
+    ) -> Client: ...
