@@ -65,6 +65,7 @@ class TuichatApp(App[None]):
         self.lag: float | None = None
         self.unsent: list[tuple[str, Line | str]] = []
         self.select_on_join: set[str] = set()
+        self._disconnect_shown = False
 
     # -- layout -----------------------------------------------------------------------------------
 
@@ -124,7 +125,7 @@ class TuichatApp(App[None]):
         event = message.event
         now = self.clock()
         if isinstance(event, net.Connecting):
-            self.connection = f"connecting to {event.host}:{event.port}"
+            self.connection = "connecting"
             if event.attempt > 1:
                 self.connection += f" (attempt {event.attempt})"
         elif isinstance(event, net.Connected):
@@ -140,24 +141,31 @@ class TuichatApp(App[None]):
         elif isinstance(event, net.Registered):
             self.connection = "connected"
             self.state.set_nick(event.nick)
+            if self._disconnect_shown:
+                self._disconnect_shown = False
+                self._apply(self.state.info("reconnected", now, key=SERVER))
             self._rejoin()
         elif isinstance(event, net.LagMeasured):
             self.lag = event.seconds
         elif isinstance(event, net.Disconnected):
-            if event.retry_in is None:
-                self.connection = f"disconnected: {event.reason}"
-            else:
-                self.connection = f"disconnected; retrying in {event.retry_in:.0f}s"
+            retry = "" if event.retry_in is None else f"; retrying in {_seconds(event.retry_in)}"
+            self.connection = f"disconnected{retry}"
             rejoin = self.state.disconnected()
             if rejoin:
                 self.autojoin = rejoin
-            text = f"disconnected: {event.reason}"
-            if event.retry_in is not None:
-                text += f" (reconnecting in {event.retry_in:.0f}s)"
-            changes = self.state.info(text, now, kind=ERROR, key=SERVER)
-            if self.state.current != SERVER:
-                self._merge(changes, self.state.info(text, now, kind=ERROR))
-            self._apply(changes)
+            # say it once in the log (where the user is looking, and in the server window);
+            # later failed attempts only update the status line
+            if not self._disconnect_shown or event.retry_in is None:
+                self._disconnect_shown = True
+                text = f"disconnected: {event.reason}"
+                if event.retry_in is not None:
+                    text += " (reconnecting by itself)"
+                changes = self.state.info(text, now, kind=ERROR, key=SERVER)
+                if self.state.current != SERVER:
+                    self._merge(changes, self.state.info(text, now, kind=ERROR))
+                self._apply(changes)
+            else:
+                self.connection += f" ({event.reason})"
             self._refresh_all()
         self._refresh_status()
 
@@ -287,6 +295,11 @@ class TuichatApp(App[None]):
         field.remember(text)
         field.value = ""
         window = self.state.windows[self.state.current]
+        is_text = not text.startswith("/") or text.startswith("//")
+        if is_text and window.kind == "channel" and not window.joined and self.client.registered:
+            message = f"you are not in {window.name}: /join {window.name} first"
+            self._apply(self.state.info(message, self.clock(), kind=ERROR))
+            return
         self.run_actions(commands.interpret(text, window, self.state.chantypes))
 
     def run_actions(self, actions: list[commands.Action]) -> None:
@@ -381,6 +394,10 @@ class TuichatApp(App[None]):
         if event.option_id is not None and casefold(event.option_id) != casefold(self.state.nick):
             self.run_actions([commands.OpenWindow(event.option_id)])
         self.query_one("#input", InputLine).focus()
+
+
+def _seconds(delay: float) -> str:
+    return f"{delay:.0f}s" if delay >= 1 else f"{delay:.1f}s"
 
 
 __all__ = ["Entry", "TuichatApp"]

@@ -310,6 +310,7 @@ class Server:
         with self.lock:
             connections = list(self._connections)
         for conn in connections:
+            conn.close_reason = message
             conn.close(message)
         for thread in list(self._threads):
             thread.join(max(0.0, deadline - time.monotonic()))

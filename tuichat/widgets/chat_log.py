@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections import deque
+from typing import Self
 
 from rich.table import Table
 from rich.text import Text
@@ -22,6 +24,8 @@ class ChatLog(RichLog):
             max_lines=max_lines, wrap=True, markup=False, highlight=False, min_width=20, id=id
         )
         self.can_focus = False
+        # rows that arrived while the log was hidden: rendered when it shows, at its real width
+        self._held: deque[Table] = deque(maxlen=max_lines)
 
     def add(self, entry: Entry) -> None:
         stamp = Text(time.strftime("%H:%M", time.localtime(entry.time)), style="dim")
@@ -30,7 +34,18 @@ class ChatLog(RichLog):
         row.add_column(ratio=1, overflow="fold")
         row.add_row(stamp, format_entry(entry))
         # wrapped lines stay in the text column, under the first line's text
-        self.write(row, expand=True)
+        if self.display and not self._held:
+            self.write(row, expand=True)
+        else:
+            self._held.append(row)
+
+    def on_show(self) -> None:
+        while self._held:
+            self.write(self._held.popleft(), expand=True)
+
+    def clear(self) -> Self:
+        self._held.clear()
+        return super().clear()
 
 
 def format_entry(entry: Entry) -> Text:
