@@ -92,8 +92,8 @@ def test_bad_password_is_refused_and_closed(
     client.send("NICK mallory")
     client.send("USER mallory 0 * :Mallory")
     client.expect(r"^:tuichat 464 mallory :Password incorrect$")
-    # the ERROR line belongs here, but is sometimes lost: see the xfail test below
-    assert client.expect_closed() in ([], ["ERROR :Closing link (Bad password)"])
+    client.expect(r"^ERROR :Closing link \(Bad password\)$")
+    assert client.expect_closed() == []
 
 
 @pytest.fixture
