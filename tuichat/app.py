@@ -104,22 +104,12 @@ class TuichatApp(App[None]):
         now = self.clock()
         changes = Changes()
         for line in message.lines:
-            self._merge(changes, self.state.feed(line, now))
+            changes.merge(self.state.feed(line, now))
         for key in changes.joined:
             # learn who is away (shown dimmed) without printing the reply
             self.state.quiet_who.add(key)
             self.client.send(Line("WHO", (self.state.windows[key].name,)))
         self._apply(changes)
-
-    @staticmethod
-    def _merge(into: Changes, changes: Changes) -> None:
-        into.entries.extend(changes.entries)
-        into.joined.extend(changes.joined)
-        into.windows |= changes.windows
-        into.members |= changes.members
-        into.topics |= changes.topics
-        into.nick |= changes.nick
-        into.bell |= changes.bell
 
     def on_connection_changed(self, message: ConnectionChanged) -> None:
         event = message.event
@@ -162,7 +152,7 @@ class TuichatApp(App[None]):
                     text += " (reconnecting by itself)"
                 changes = self.state.info(text, now, kind=ERROR, key=SERVER)
                 if self.state.current != SERVER:
-                    self._merge(changes, self.state.info(text, now, kind=ERROR))
+                    changes.merge(self.state.info(text, now, kind=ERROR))
                 self._apply(changes)
             else:
                 self.connection += f" ({event.reason})"

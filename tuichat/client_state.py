@@ -74,6 +74,16 @@ class Changes:
     joined: list[str] = field(default_factory=list)  # keys of channels we have just joined
     bell: bool = False  # we were mentioned or messaged privately
 
+    def merge(self, other: Changes) -> None:
+        """Add what `other` changed to this."""
+        self.entries.extend(other.entries)
+        self.joined.extend(other.joined)
+        self.windows |= other.windows
+        self.members |= other.members
+        self.topics |= other.topics
+        self.nick |= other.nick
+        self.bell |= other.bell
+
 
 _NUMERIC_TEXT_SKIP = {"001", "002", "003", "004", "005", "375", "376", "366", "315", "318", "369"}
 

@@ -36,14 +36,7 @@ def feed(state: ClientState, *raw: str) -> Changes:
     """Feed raw lines (as the server sends them) and merge what they changed."""
     merged = Changes()
     for text in raw:
-        changes = state.feed(parse(text), T0)
-        merged.entries.extend(changes.entries)
-        merged.joined.extend(changes.joined)
-        merged.windows |= changes.windows
-        merged.members |= changes.members
-        merged.topics |= changes.topics
-        merged.nick |= changes.nick
-        merged.bell |= changes.bell
+        merged.merge(state.feed(parse(text), T0))
     return merged
 
 
