@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable
@@ -46,6 +47,16 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
 
     convert.__name__ = kind.__name__
     return convert
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text!r}")
+    return value
 
 
 def _port(text: str) -> int:
@@ -99,6 +110,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--db", type=Path, metavar="PATH", help="SQLite file for history and accounts"
+    )
+    serve.add_argument(
+        "--no-history", action="store_true", help="keep no history and no accounts (no --db)"
+    )
+    serve.add_argument(
+        "--history-days",
+        type=_non_negative,
+        default=30.0,
+        metavar="DAYS",
+        help="keep history this long; 0 keeps everything (default: 30)",
+    )
+    serve.add_argument(
+        "--join-replay",
+        type=int,
+        default=50,
+        metavar="N",
+        help="history lines replayed on JOIN to clients without chathistory (default: 50)",
+    )
+    serve.add_argument(
+        "--open-registration",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="let anyone register an account for their nick (default: on)",
+    )
+    serve.add_argument(
+        "--require-tls-auth",
+        action="store_true",
+        help="refuse SASL PLAIN on connections without TLS",
     )
     serve.add_argument(
         "--sendq",
@@ -170,7 +209,7 @@ def serve(args: argparse.Namespace) -> int:
             motd = args.motd.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError as error:
             return _fail(f"cannot read the MOTD file {args.motd}: {error.strerror or error}")
-    db = args.db if args.db is not None else default_db_path()
+    db = None if args.no_history else (args.db if args.db is not None else default_db_path())
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(message)s",
@@ -180,7 +219,8 @@ def serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         sendq=args.sendq,
-        db=str(db),
+        db=str(db) if db is not None else None,
+        history_days=args.history_days,
         state=Config(
             server_name=args.server_name,
             network=args.network,
@@ -190,9 +230,15 @@ def serve(args: argparse.Namespace) -> int:
             ping_interval=args.ping_interval,
             ping_timeout=args.ping_timeout,
             registration_timeout=args.registration_timeout,
+            join_replay=max(0, args.join_replay),
+            open_registration=args.open_registration,
+            require_tls_auth=args.require_tls_auth,
         ),
     )
-    server = Server(config)
+    try:
+        server = Server(config)
+    except sqlite3.Error as error:
+        return _fail(f"cannot open the database {db}: {error}", 1)
     try:
         server.start()
     except OSError as error:

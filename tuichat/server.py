@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from tuichat.net.protocol import Line, LineBuffer, ParseError, TooLong, parse
 from tuichat.state import Config, Outbox, State, User
+from tuichat.store import Store
 
 log = logging.getLogger("tuichat.server")
 
@@ -37,7 +38,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     sendq: int = DEFAULT_SENDQ
-    db: str | None = None
+    db: str | None = None  # SQLite file for history and accounts; None keeps no history
+    history_days: float = 30.0  # 0 keeps everything
     state: Config = field(default_factory=Config)
 
 
@@ -259,7 +261,8 @@ class Server:
 
     def __init__(self, config: ServerConfig | None = None) -> None:
         self.config = config or ServerConfig()
-        self.state = State(self.config.state)
+        self.store = Store(self.config.db) if self.config.db else None
+        self.state = State(self.config.state, self.store)
         self.lock = threading.Lock()
         self.writer = Writer()
         self._connections: set[Connection] = set()
@@ -284,6 +287,9 @@ class Server:
 
     def start(self) -> None:
         _raise_fd_limit()
+        if self.store is not None:
+            self._prune(time.time())
+            log.info("history and accounts in %s", self.store.path)
         listener = _listen(self.config.host, self.config.port)
         listener.setblocking(False)
         self._listener = listener
@@ -318,6 +324,9 @@ class Server:
             self._reaper.join(max(0.0, deadline - time.monotonic()))
         self.writer.stop()
         self.writer.join(max(0.1, deadline - time.monotonic()))
+        if self.store is not None:
+            with self.lock:
+                self.store.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
         log.info("stopped")
@@ -406,6 +415,8 @@ class Server:
                     finally:
                         # deliver what earlier lines decided even if a later one failed
                         self.dispatch(out)
+                if out.deferred:
+                    self.run_deferred(out)
                 if not registered and user.registered:
                     log.info("registered %s from %s", user.prefix, conn.address)
         except Exception:
@@ -425,14 +436,27 @@ class Server:
         log.info("disconnect %s (%s): %s", user.nick or "*", conn.address, reason)
 
     def dispatch(self, out: Outbox) -> None:
-        """Queue what the state decided on each recipient's buffer (under the state lock)."""
-        for targets, blob, skip in out.sends:
-            data = bytes(blob)
-            for user in targets:
-                if user is not skip:
-                    user.sink.deliver(data)
-        for user, error in out.closes:
-            user.sink.close(error)
+        """Queue what the state decided on each recipient's buffer (under the state lock).
+
+        History written while handling is committed first: whatever a client receives is on
+        disk."""
+        store = self.state.store
+        if store is not None:
+            store.commit()
+        out.deliver()
+
+    def run_deferred(self, out: Outbox) -> None:
+        """Run the slow jobs the state asked for (password hashing) without the state lock, then
+        their continuations under it."""
+        while out.deferred:
+            jobs, out.deferred = out.deferred, []
+            for job, then in jobs:
+                result = job()
+                follow = Outbox()
+                with self.lock:
+                    then(result, time.time(), follow)
+                    self.dispatch(follow)
+                out.deferred.extend(follow.deferred)
 
     # -- timers -----------------------------------------------------------------------------------
 
@@ -441,8 +465,21 @@ class Server:
         interval = max(
             0.05, min(1.0, c.ping_interval / 4, c.ping_timeout / 4, c.registration_timeout / 4)
         )
+        next_prune = 0.0
         while not self._stopping.wait(interval):
             out = Outbox()
+            now = time.time()
             with self.lock:
-                self.state.tick(time.time(), out)
+                self.state.tick(now, out)
                 self.dispatch(out)
+                if now >= next_prune:
+                    self._prune(now)
+                    next_prune = now + 3600
+
+    def _prune(self, now: float) -> None:
+        """Forget history older than --history-days (under the state lock)."""
+        days = self.config.history_days
+        if self.store is not None and days > 0:
+            removed = self.store.prune(int((now - days * 86400) * 1000))
+            if removed:
+                log.info("history: removed %d messages older than %g days", removed, days)

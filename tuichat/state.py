@@ -7,16 +7,21 @@ connections to close. The server calls it under its state lock and does the I/O 
 
 from __future__ import annotations
 
+import base64
+import binascii
+import calendar
 import hmac
+import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from tuichat import __version__
 from tuichat.net import protocol as p
-from tuichat.net.protocol import Line, casefold
+from tuichat.net.protocol import Line, casefold, escape_tag_value
+from tuichat.store import Bound, Message, Store, check_password, hash_password, new_salt
 
 CHANNEL_MODES = "imnst"  # flags without a parameter
 CHANNEL_MODES_ALL = "biklmnostv"
@@ -48,6 +53,12 @@ class Config:
     modes: int = 6
     maxbans: int = 100
     whowas: int = 1000
+    namelen: int = 100  # realname length (SETNAME)
+    join_replay: int = 50  # history lines replayed on JOIN to clients without chathistory
+    chathistory_max: int = 100
+    open_registration: bool = True
+    require_tls_auth: bool = False
+    nick_grace: float = 30.0  # seconds to log in before a registered nick is taken away
 
 
 class Sink(Protocol):
@@ -83,6 +94,13 @@ class User:
         "last_active",
         "last_message",
         "ping_sent",
+        "account",
+        "tagmask",
+        "sasl",
+        "nick_deadline",
+        "markers",
+        "tls",
+        "cap302",
     )
 
     def __init__(self, sink: Sink, host: str, now: float) -> None:
@@ -106,6 +124,13 @@ class User:
         self.last_active = now
         self.last_message = now
         self.ping_sent: float | None = None
+        self.account: str | None = None
+        self.tagmask = 0  # which tags this client gets: TAG_* bits, from its capabilities
+        self.sasl: tuple[str, str] | None = None  # (mechanism, data so far) during AUTHENTICATE
+        self.nick_deadline: float | None = None  # when a registered nick is taken away
+        self.markers: dict[str, int] = {}  # read markers of a user with no account (ms)
+        self.tls = False
+        self.cap302 = False
 
     def __repr__(self) -> str:
         return f"<User {self.nick or '*'} {self.host}>"
@@ -153,8 +178,11 @@ class Channel:
         del self.members[user]
         self.users = tuple(self.members)
 
-    def prefix_of(self, user: User) -> str:
+    def prefix_of(self, user: User, multi: bool = False) -> str:
+        """The member's status prefix: the highest, or all of them (multi-prefix)."""
         modes = self.members.get(user, ())
+        if multi:
+            return ("@" if "o" in modes else "") + ("+" if "v" in modes else "")
         return "@" if "o" in modes else "+" if "v" in modes else ""
 
     def mode_string(self, show_key: bool) -> tuple[str, ...]:
@@ -171,6 +199,33 @@ class Channel:
 
 Targets = Sequence[User]
 
+# the tag bits of User.tagmask
+TAG_MESSAGE = 1  # message-tags: msgid and client-only tags
+TAG_TIME = 2  # server-time
+TAG_ACCOUNT = 4  # account-tag
+
+
+class Variants:
+    """Bytes that depend on what the recipient negotiated (tags, extended-join): each variant is
+    built once, the first time a recipient needs it."""
+
+    __slots__ = ("_build", "_cache", "_key")
+
+    def __init__(self, key: Callable[[User], Hashable], build: Callable[[User], bytes]) -> None:
+        self._key = key
+        self._build = build
+        self._cache: dict[Hashable, bytes] = {}
+
+    def for_user(self, user: User) -> bytes:
+        key = self._key(user)
+        data = self._cache.get(key)
+        if data is None:
+            data = self._cache[key] = self._build(user)
+        return data
+
+
+Payload = bytearray | Variants
+
 
 class Outbox:
     """What handling lines produced: data for users, in order, and users to disconnect.
@@ -179,27 +234,39 @@ class Outbox:
     lines is appended to its buffer once.
     """
 
-    __slots__ = ("sends", "closes")
+    __slots__ = ("closes", "deferred", "sends")
 
     def __init__(self) -> None:
-        self.sends: list[tuple[Targets, bytearray, User | None]] = []
+        self.sends: list[tuple[Targets, Payload, User | None]] = []
         self.closes: list[tuple[User, str]] = []
+        # slow work (password hashing) to run outside the state lock, then its continuation
+        self.deferred: list[
+            tuple[Callable[[], object], Callable[[object, float, Outbox], None]]
+        ] = []
 
     def send(self, user: User, data: bytes) -> None:
         sends = self.sends
         if sends:
             targets, blob, skip = sends[-1]
-            if skip is None and len(targets) == 1 and targets[0] is user:
+            if (
+                skip is None
+                and len(targets) == 1
+                and targets[0] is user
+                and type(blob) is bytearray
+            ):
                 blob += data
                 return
         sends.append(((user,), bytearray(data), None))
 
-    def broadcast(self, users: Targets, data: bytes, skip: User | None = None) -> None:
+    def broadcast(self, users: Targets, data: bytes | Variants, skip: User | None = None) -> None:
         """`data` for each of `users` but `skip`."""
         sends = self.sends
+        if isinstance(data, Variants):
+            sends.append((users, data, skip))
+            return
         if sends:
             targets, blob, last_skip = sends[-1]
-            if targets is users and last_skip is skip:
+            if targets is users and last_skip is skip and type(blob) is bytearray:
                 blob += data
                 return
         sends.append((users, bytearray(data), skip))
@@ -207,14 +274,64 @@ class Outbox:
     def close(self, user: User, reason: str) -> None:
         self.closes.append((user, reason))
 
+    def defer(
+        self, job: Callable[[], object], then: Callable[[object, float, Outbox], None]
+    ) -> None:
+        """Run `job` outside the state lock, then `then(result, now, out)` under it."""
+        self.deferred.append((job, then))
+
+    def deliver(self) -> None:
+        """Hand every recipient its data, then close what is to be closed."""
+        for targets, blob, skip in self.sends:
+            if isinstance(blob, Variants):
+                for user in targets:
+                    if user is not skip:
+                        data = blob.for_user(user)
+                        if data:
+                            user.sink.deliver(data)
+            else:
+                data = bytes(blob)
+                for user in targets:
+                    if user is not skip:
+                        user.sink.deliver(data)
+        for user, error in self.closes:
+            user.sink.close(error)
+
+    def data_for(self, user: User) -> bytes:
+        """All the bytes `user` would receive, in order."""
+        return b"".join(
+            blob.for_user(user) if isinstance(blob, Variants) else bytes(blob)
+            for targets, blob, skip in self.sends
+            if user is not skip and user in targets
+        )
+
     def lines_for(self, user: User) -> list[str]:
         """The lines that `user` would receive (for tests)."""
-        data = b"".join(
-            bytes(blob)
-            for targets, blob, skip in self.sends
-            if user in targets and user is not skip
-        )
-        return [raw.decode() for raw in data.split(b"\r\n") if raw]
+        return [raw.decode() for raw in self.data_for(user).split(b"\r\n") if raw]
+
+    def take(self, user: User) -> bytes:
+        """Remove from this outbox everything for `user` and return it (labeled-response)."""
+        taken: list[bytes] = []
+        kept: list[tuple[Targets, Payload, User | None]] = []
+        for targets, blob, skip in self.sends:
+            if user is skip or user not in targets:
+                kept.append((targets, blob, skip))
+                continue
+            taken.append(blob.for_user(user) if isinstance(blob, Variants) else bytes(blob))
+            if len(targets) > 1:
+                if skip is not None:  # cannot skip two: hand the others their copies one by one
+                    for other in targets:
+                        if other is not skip and other is not user:
+                            kept.append(((other,), blob, None))
+                else:
+                    kept.append((targets, blob, user))
+        self.sends = kept
+        return b"".join(taken)
+
+    def extend(self, other: Outbox) -> None:
+        self.sends.extend(other.sends)
+        self.closes.extend(other.closes)
+        self.deferred.extend(other.deferred)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +341,114 @@ class WhowasEntry:
     host: str
     realname: str
     when: float
+
+
+def _tagmask(caps: set[str]) -> int:
+    return (
+        (TAG_MESSAGE if "message-tags" in caps else 0)
+        | (TAG_TIME if "server-time" in caps else 0)
+        | (TAG_ACCOUNT if "account-tag" in caps else 0)
+    )
+
+
+def _tagmask_of(user: User) -> int:
+    return user.tagmask
+
+
+def iso_time(ms: int) -> str:
+    """server-time's format: 2026-11-27T10:00:00.000Z."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def parse_iso_time(text: str) -> int | None:
+    """Milliseconds since the epoch from server-time's format, or None."""
+    try:
+        stamp = time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    ms = 0
+    if len(text) > 20 and text[19] == ".":
+        digits = text[20:].rstrip("Z")[:3]
+        if digits.isdigit():
+            ms = int(digits.ljust(3, "0"))
+    return int(calendar.timegm(stamp)) * 1000 + ms
+
+
+def _has_batch_tag(line: bytes) -> bool:
+    if not line.startswith(b"@"):
+        return False
+    tags = line[1 : line.find(b" ")]
+    return any(tag.startswith(b"batch=") for tag in tags.split(b";"))
+
+
+def _add_tag(line: bytes, tag: bytes) -> bytes:
+    """`line` (encoded, no CRLF) with one more tag."""
+    if line.startswith(b"@"):
+        return b"@" + tag + b";" + line[1:]
+    return b"@" + tag + b" " + line
+
+
+_fallback_ids = itertools.count(1)
+
+
+def _fallback_msgid() -> str:
+    return f"m{next(_fallback_ids):x}"
+
+
+def _private_key(a: str, b: str) -> str:
+    """The history key of a private conversation: both folded nicks, sorted."""
+    return " ".join(sorted((casefold(a), casefold(b))))
+
+
+MAX_CLIENT_TAGS = 4094
+
+
+def _client_tags(line: Line) -> dict[str, str]:
+    """The client-only tags (`+typing`...) of a line, if they fit the spec's size limit."""
+    if not line.tags:
+        return {}
+    tags = {key: value for key, value in line.tags.items() if key.startswith("+")}
+    size = sum(len(key) + len(value) + 2 for key, value in tags.items())
+    return tags if size <= MAX_CLIENT_TAGS else {}
+
+
+def _tagged(
+    source: str,
+    account: str | None,
+    command: str,
+    target: str,
+    text: str | None,
+    client_tags: dict[str, str],
+    msgid: str,
+    time_ms: int,
+    batch: str | None = None,
+) -> Variants:
+    """A message with the tags each recipient negotiated (TAGMSG only for message-tags)."""
+    body = f":{source} {command} {target}" + (f" :{text}" if text is not None else "")
+    data = (body + "\r\n").encode("utf-8", "replace")
+    extra = ";".join(
+        f"{key}={escape_tag_value(value)}" if value else key for key, value in client_tags.items()
+    )
+    stamp = iso_time(time_ms)
+
+    def build(user: User) -> bytes:
+        mask = user.tagmask
+        if text is None and not mask & TAG_MESSAGE:
+            return b""
+        parts = [f"batch={batch}"] if batch else []
+        if mask & TAG_TIME:
+            parts.append("time=" + stamp)
+        if mask & TAG_MESSAGE:
+            parts.append("msgid=" + msgid)
+            if extra:
+                parts.append(extra)
+        if mask & TAG_ACCOUNT and account:
+            parts.append("account=" + account)
+        if not parts:
+            return data
+        return ("@" + ";".join(parts) + " ").encode("utf-8", "replace") + data
+
+    return Variants(_tagmask_of, build)
 
 
 def _middle(param: str) -> str:
@@ -259,7 +484,9 @@ def _chunks(items: Iterable[str], head_len: int, limit: int = 510) -> list[str]:
 Handler = Callable[[User, Line, float, Outbox], None]
 
 # commands allowed before registration completes
-_PRE_REGISTRATION = frozenset({"CAP", "PASS", "NICK", "USER", "PING", "PONG", "QUIT"})
+_PRE_REGISTRATION = frozenset(
+    {"CAP", "PASS", "NICK", "USER", "PING", "PONG", "QUIT", "AUTHENTICATE", "REGISTER", "VERIFY"}
+)
 # the fewest parameters each command takes (461 below that)
 _MIN_PARAMS = {
     "USER": 4,
@@ -275,15 +502,45 @@ _MIN_PARAMS = {
     "KILL": 2,
     "ISON": 1,
     "USERHOST": 1,
+    "TAGMSG": 1,
+    "AUTHENTICATE": 1,
+    "REGISTER": 3,
+    "VERIFY": 2,
+    "CHATHISTORY": 1,
+    "SETNAME": 1,
+    "MARKREAD": 1,
 }
 
 
 class State:
     """All users and channels of one server."""
 
-    def __init__(self, config: Config | None = None) -> None:
+    def __init__(self, config: Config | None = None, store: Store | None = None) -> None:
         self.config = config or Config()
-        self.capabilities: dict[str, str | None] = {}
+        self.store = store
+        self.capabilities: dict[str, str | None] = {
+            "account-notify": None,
+            "account-tag": None,
+            "away-notify": None,
+            "batch": None,
+            "cap-notify": None,
+            "draft/account-registration": "before-connect",
+            "draft/read-marker": None,
+            "echo-message": None,
+            "extended-join": None,
+            "invite-notify": None,
+            "labeled-response": None,
+            "message-tags": None,
+            "multi-prefix": None,
+            "sasl": "PLAIN",
+            "server-time": None,
+            "setname": None,
+            "userhost-in-names": None,
+        }
+        if store is not None:
+            self.capabilities["draft/chathistory"] = None
+            self.capabilities["chathistory"] = None
+        self._batches = itertools.count(1)
         self.clients: set[User] = set()
         self.nicks: dict[str, User] = {}
         self.channels: dict[str, Channel] = {}
@@ -318,6 +575,13 @@ class State:
             "TIME": self._time,
             "ISON": self._ison,
             "USERHOST": self._userhost,
+            "TAGMSG": self._tagmsg,
+            "AUTHENTICATE": self._authenticate,
+            "REGISTER": self._register,
+            "VERIFY": self._verify,
+            "CHATHISTORY": self._chathistory,
+            "SETNAME": self._setname,
+            "MARKREAD": self._markread,
         }
         self._isupport = self._build_isupport()
 
@@ -355,8 +619,11 @@ class State:
             f"TARGMAX=PRIVMSG:{c.maxtargets},NOTICE:{c.maxtargets},JOIN:,PART:,KICK:1,WHOIS:1",
             f"TOPICLEN={c.topiclen}",
             f"USERLEN={c.userlen}",
+            f"NAMELEN={c.namelen}",
         ]
-        return tokens
+        if self.store is not None:
+            tokens += [f"CHATHISTORY={c.chathistory_max}", "MSGREFTYPES=msgid,timestamp"]
+        return sorted(tokens)
 
     def _send_isupport(self, out: Outbox, user: User) -> None:
         for i in range(0, len(self._isupport), 13):
@@ -380,6 +647,15 @@ class State:
             return
         user.last_active = now
         user.ping_sent = None
+        label = line.tags.get("label") if line.tags else None
+        if label and "labeled-response" in user.caps:
+            sub = Outbox()
+            self._dispatch_command(user, line, now, sub)
+            self._labeled(user, label[:64], sub, out)
+        else:
+            self._dispatch_command(user, line, now, out)
+
+    def _dispatch_command(self, user: User, line: Line, now: float, out: Outbox) -> None:
         command = line.command
         handler = self._handlers.get(command)
         if handler is None:
@@ -395,6 +671,30 @@ class State:
             self._reply(out, user, p.ERR_NEEDMOREPARAMS, command, "Not enough parameters")
             return
         handler(user, line, now, out)
+
+    def _labeled(self, user: User, label: str, sub: Outbox, out: Outbox) -> None:
+        """labeled-response: the user's share of `sub` goes out tagged with its label."""
+        lines = [line for line in sub.take(user).split(b"\r\n") if line]
+        tag = b"label=" + escape_tag_value(label).encode()
+        server = self.config.server_name.encode()
+        if not lines:
+            out.send(user, b"@" + tag + b" :" + server + b" ACK\r\n")
+        elif len(lines) == 1:
+            out.send(user, _add_tag(lines[0], tag) + b"\r\n")
+        else:
+            batch = self._batch_id()
+            data = [_add_tag(b":" + server + b" BATCH +" + batch + b" labeled-response", tag)]
+            # a line inside a nested batch (chathistory) keeps only its own batch tag
+            data += [
+                line if _has_batch_tag(line) else _add_tag(line, b"batch=" + batch)
+                for line in lines
+            ]
+            data.append(b":" + server + b" BATCH -" + batch)
+            out.send(user, b"\r\n".join(data) + b"\r\n")
+        out.extend(sub)
+
+    def _batch_id(self) -> bytes:
+        return f"b{next(self._batches)}".encode()
 
     def input_too_long(self, user: User, out: Outbox) -> None:
         """`user` sent a line over the length limits; it was dropped."""
@@ -431,6 +731,9 @@ class State:
             elif now - user.ping_sent >= c.ping_timeout:
                 idle = int(now - user.last_active)
                 self.disconnect(user, f"Ping timeout: {idle} seconds", now, out)
+                continue
+            if user.registered and user.nick_deadline is not None and now >= user.nick_deadline:
+                self._rename_guest(user, now, out)
 
     def _neighbours(self, user: User) -> list[User]:
         """Every other user who shares a channel with `user`, once each."""
@@ -461,13 +764,24 @@ class State:
         if sub == "LS":
             if not user.registered:
                 user.cap_negotiating = True
-            caps = " ".join(
-                f"{name}={value}" if value else name for name, value in self.capabilities.items()
-            )
-            out.send(user, Line("CAP", (nick, "LS", caps), source=server).encode(trailing=True))
+            version = line.params[1] if len(line.params) > 1 else ""
+            if version.isdigit() and int(version) >= 302:
+                user.cap302 = True
+                user.caps.add("cap-notify")
+            caps = [
+                f"{name}={value}" if value and user.cap302 else name
+                for name, value in sorted(self.capabilities.items())
+            ]
+            chunks = _chunks(caps, len(f":{server} CAP {nick} LS * :"), 510)
+            for i, chunk in enumerate(chunks):
+                more = ("*",) if i < len(chunks) - 1 and user.cap302 else ()
+                params = (nick, "LS", *more, chunk)
+                out.send(user, Line("CAP", params, source=server).encode(trailing=True))
         elif sub == "LIST":
-            caps = " ".join(sorted(user.caps))
-            out.send(user, Line("CAP", (nick, "LIST", caps), source=server).encode(trailing=True))
+            enabled = " ".join(sorted(user.caps))
+            out.send(
+                user, Line("CAP", (nick, "LIST", enabled), source=server).encode(trailing=True)
+            )
         elif sub == "REQ":
             if not user.registered:
                 user.cap_negotiating = True
@@ -479,6 +793,7 @@ class State:
                         user.caps.discard(name[1:])
                     else:
                         user.caps.add(name)
+                user.tagmask = _tagmask(user.caps)
                 verdict = "ACK"
             else:
                 verdict = "NAK"
@@ -534,6 +849,7 @@ class State:
         self._send_isupport(out, user)
         self._send_lusers(out, user)
         self._send_motd(out, user)
+        self._protect_nick(user, now, out)
 
     # -- nicks ------------------------------------------------------------------------------------
 
@@ -565,6 +881,7 @@ class State:
         user.nick = new
         if user.registered:
             user._update_prefix()
+            self._protect_nick(user, now, out)
         else:
             self._try_register(user, now, out)
 
@@ -623,10 +940,67 @@ class State:
             user.invites.discard(key)
             chan.add(user, modes)
             user.channels[key] = chan
-            out.broadcast(chan.users, self._from(user, "JOIN", chan.name, trailing=False))
+            out.broadcast(chan.users, self._join_line(user, chan.name, now))
             if chan.topic:
                 self._send_topic(out, user, chan)
             self._send_names(out, user, chan)
+            if "draft/read-marker" in user.caps:
+                self._send_marker(out, user, chan.name)
+            self._replay(out, user, chan)
+
+    def _join_line(self, user: User, channel: str, now: float) -> Variants:
+        """JOIN as each member negotiated it: extended-join adds the account and real name."""
+        plain = f":{user.prefix} JOIN {channel}"
+        extended = f"{plain} {user.account or '*'} :{user.realname}"
+        stamp = "@time=" + iso_time(int(now * 1000)) + " "
+
+        def build(member: User) -> bytes:
+            text = extended if "extended-join" in member.caps else plain
+            if member.tagmask & TAG_TIME:
+                text = stamp + text
+            return (text + "\r\n").encode("utf-8", "replace")
+
+        return Variants(lambda member: (member.tagmask, "extended-join" in member.caps), build)
+
+    def _replay(self, out: Outbox, user: User, chan: Channel) -> None:
+        """Context for a client that cannot ask for history: the channel's last lines."""
+        limit = self.config.join_replay
+        if self.store is None or limit <= 0 or user.caps & {"draft/chathistory", "chathistory"}:
+            return
+        rows = self.store.query(casefold(chan.name), limit)
+        if rows:
+            self._send_history(
+                out, user, chan.name, rows, stamp_text="server-time" not in user.caps
+            )
+
+    def _send_history(
+        self, out: Outbox, user: User, target: str, rows: list[Message], stamp_text: bool = False
+    ) -> None:
+        """Stored messages in a `chathistory` batch (when the client has batch)."""
+        server = self.config.server_name
+        batch = self._batch_id().decode() if "batch" in user.caps else None
+        parts: list[bytes] = []
+        if batch:
+            parts.append(f":{server} BATCH +{batch} chathistory {target}\r\n".encode())
+        for row in rows:
+            text = row.text
+            if stamp_text:  # no server-time: say when in the text, as other servers do
+                text = time.strftime("[%Y-%m-%d %H:%M] ", time.gmtime(row.time // 1000)) + text
+            payload = _tagged(
+                row.source,
+                row.account,
+                row.command,
+                row.target,
+                text,
+                row.tags or {},
+                row.msgid,
+                row.time,
+                batch,
+            )
+            parts.append(payload.for_user(user))
+        if batch:
+            parts.append(f":{server} BATCH -{batch}\r\n".encode())
+        out.send(user, b"".join(parts))
 
     def _join_error(self, chan: Channel, user: User, key: str | None) -> tuple[str, str] | None:
         invited = casefold(chan.name) in user.invites
@@ -669,10 +1043,14 @@ class State:
 
     def _send_names(self, out: Outbox, user: User, chan: Channel) -> None:
         symbol = "@" if "s" in chan.modes else "="
-        names = sorted(
-            (chan.prefix_of(member) + member.nick for member in self._visible_members(chan, user)),
-            key=lambda name: casefold(name.lstrip("@+")),
-        )
+        multi = "multi-prefix" in user.caps
+        full = "userhost-in-names" in user.caps
+        names = [
+            chan.prefix_of(member, multi) + (member.prefix if full else member.nick)
+            for member in sorted(
+                self._visible_members(chan, user), key=lambda member: casefold(member.nick)
+            )
+        ]
         head = len(f":{self.config.server_name} 353 {user.nick} {symbol} {chan.name} :")
         for chunk in _chunks(names, head):
             self._reply(out, user, p.RPL_NAMREPLY, symbol, chan.name, chunk)
@@ -755,7 +1133,11 @@ class State:
             return
         target.invites.add(casefold(chan.name))
         self._reply(out, user, p.RPL_INVITING, target.nick, chan.name)
-        out.send(target, self._from(user, "INVITE", target.nick, chan.name))
+        invite = self._from(user, "INVITE", target.nick, chan.name)
+        out.send(target, invite)
+        for member in chan.users:  # invite-notify: the channel hears of it too
+            if member is not user and "invite-notify" in member.caps:
+                out.send(member, invite)
         if target.away is not None:
             self._reply(out, user, p.RPL_AWAY, target.nick, target.away)
 
@@ -830,22 +1212,76 @@ class State:
                     if not notice:
                         self._reply(out, user, p.ERR_CANNOTSENDTOCHAN, chan.name, refusal)
                     continue
-                data = f":{user.prefix} {command} {chan.name} :{text}\r\n".encode(
-                    "utf-8", "replace"
-                )
-                out.broadcast(chan.users, data, user)
+                self._deliver_message(user, command, chan.name, text, line, now, out, chan.users)
             else:
                 other = self.find_user(target)
                 if other is None:
                     if not notice:
                         self._reply(out, user, p.ERR_NOSUCHNICK, target, "No such nick/channel")
                     continue
-                data = f":{user.prefix} {command} {other.nick} :{text}\r\n".encode(
-                    "utf-8", "replace"
-                )
-                out.send(other, data)
+                self._deliver_message(user, command, other.nick, text, line, now, out, (other,))
                 if other.away is not None and not notice:
                     self._reply(out, user, p.RPL_AWAY, other.nick, other.away)
+
+    def _deliver_message(
+        self,
+        user: User,
+        command: str,
+        target: str,
+        text: str | None,
+        line: Line,
+        now: float,
+        out: Outbox,
+        recipients: Targets,
+    ) -> None:
+        """A PRIVMSG, NOTICE or TAGMSG: stored (not TAGMSG), then delivered with each
+        recipient's tags; echoed to the sender when it asked for echo-message."""
+        client_tags = _client_tags(line)
+        msgid = self.store.new_msgid() if self.store is not None else _fallback_msgid()
+        time_ms = int(now * 1000)
+        payload = _tagged(
+            user.prefix, user.account, command, target, text, client_tags, msgid, time_ms
+        )
+        if self.store is not None and text is not None:
+            key = casefold(target) if target[0] == "#" else _private_key(user.nick, target)
+            self.store.add(
+                Message(
+                    msgid,
+                    time_ms,
+                    key,
+                    target,
+                    user.prefix,
+                    user.account,
+                    command,
+                    text,
+                    client_tags or None,
+                )
+            )
+        echo = "echo-message" in user.caps
+        if len(recipients) > 1 or recipients[0] is not user:
+            out.broadcast(recipients, payload, None if echo else user)
+            if echo and user not in recipients:
+                out.broadcast((user,), payload)
+        elif echo:
+            out.broadcast((user,), payload)
+
+    def _tagmsg(self, user: User, line: Line, now: float, out: Outbox) -> None:
+        """TAGMSG: client-only tags (+typing...) for those who negotiated message-tags."""
+        target = line.params[0]
+        if target.startswith("#"):
+            chan = self.channels.get(casefold(target))
+            if chan is None:
+                self._reply(out, user, p.ERR_NOSUCHCHANNEL, target, "No such channel")
+                return
+            if self._cannot_send(chan, user) is not None:
+                return
+            self._deliver_message(user, "TAGMSG", chan.name, None, line, now, out, chan.users)
+        else:
+            other = self.find_user(target)
+            if other is None:
+                self._reply(out, user, p.ERR_NOSUCHNICK, target, "No such nick/channel")
+                return
+            self._deliver_message(user, "TAGMSG", other.nick, None, line, now, out, (other,))
 
     def _cannot_send(self, chan: Channel, user: User) -> str | None:
         modes = chan.members.get(user)
@@ -864,9 +1300,14 @@ class State:
         if line.params and line.params[0]:
             user.away = _truncate(line.params[0], self.config.awaylen)
             self._reply(out, user, p.RPL_NOWAWAY, "You have been marked as being away")
+            notice = Line("AWAY", (user.away,), source=user.prefix).encode(trailing=True)
         else:
             user.away = None
             self._reply(out, user, p.RPL_UNAWAY, "You are no longer marked as being away")
+            notice = Line("AWAY", (), source=user.prefix).encode()
+        for other in self._neighbours(user):
+            if "away-notify" in other.caps:
+                out.send(other, notice)
 
     # -- modes ------------------------------------------------------------------------------------
 
@@ -1115,6 +1556,8 @@ class State:
         for chunk in _chunks(chans, head):
             self._reply(out, user, p.RPL_WHOISCHANNELS, other.nick, chunk)
         self._reply(out, user, p.RPL_WHOISSERVER, other.nick, c.server_name, f"{c.network} server")
+        if other.account is not None:
+            self._reply(out, user, p.RPL_WHOISACCOUNT, other.nick, other.account, "is logged in as")
         if "o" in other.modes:
             self._reply(out, user, p.RPL_WHOISOPERATOR, other.nick, "is an IRC operator")
         if other.away is not None:
@@ -1257,6 +1700,366 @@ class State:
     def _time(self, user: User, line: Line, now: float, out: Outbox) -> None:
         text = time.strftime("%A %B %d %Y -- %H:%M:%S +00:00", time.gmtime(now))
         self._reply(out, user, p.RPL_TIME, self.config.server_name, text)
+
+    # -- accounts (SASL PLAIN, draft/account-registration) ----------------------------------------
+
+    def _authenticate(self, user: User, line: Line, now: float, out: Outbox) -> None:
+        arg = line.params[0]
+        if user.account is not None:
+            self._reply(out, user, p.ERR_SASLALREADY, "You have already authenticated")
+            return
+        if self.store is None or "sasl" not in user.caps:
+            self._reply(out, user, p.ERR_SASLFAIL, "SASL authentication failed")
+            return
+        if arg == "*":
+            user.sasl = None
+            self._reply(out, user, p.ERR_SASLABORTED, "SASL authentication aborted")
+            return
+        if user.sasl is None:
+            if arg.upper() != "PLAIN":
+                self._reply(out, user, p.RPL_SASLMECHS, "PLAIN", "are available SASL mechanisms")
+                self._reply(out, user, p.ERR_SASLFAIL, "SASL authentication failed")
+                return
+            if self.config.require_tls_auth and not user.tls:
+                self._reply(out, user, p.ERR_SASLFAIL, "SASL PLAIN needs a TLS connection here")
+                return
+            user.sasl = ("PLAIN", "")
+            out.send(user, b"AUTHENTICATE +\r\n")
+            return
+        mechanism, data = user.sasl
+        if arg != "+":
+            data += arg
+        if len(data) > 4 * 400:
+            user.sasl = None
+            self._reply(out, user, p.ERR_SASLTOOLONG, "SASL message too long")
+            return
+        if len(arg) == 400:  # more to come
+            user.sasl = (mechanism, data)
+            return
+        user.sasl = None
+        try:
+            fields = base64.b64decode(data, validate=True).split(b"\0")
+            authzid, authcid, password = (field.decode("utf-8") for field in fields)
+        except (binascii.Error, ValueError):
+            self._reply(out, user, p.ERR_SASLFAIL, "SASL authentication failed")
+            return
+        name = authcid or authzid
+        if authzid and casefold(authzid) != casefold(authcid):
+            self._reply(out, user, p.ERR_SASLFAIL, "SASL authentication failed")
+            return
+        self._check_login(user, name, password, out)
+
+    def _check_login(self, user: User, name: str, password: str, out: Outbox) -> None:
+        """Verify a password outside the state lock, then log in or fail."""
+        assert self.store is not None
+        found = self.store.account(casefold(name))
+        if found is None:
+            # hash anyway, so a missing account takes as long as a wrong password
+            salt, digest, display = new_salt(), b"", name
+        else:
+            display, salt, digest = found
+
+        def verify() -> object:
+            return check_password(password, salt, digest) and found is not None
+
+        def then(ok: object, now: float, follow: Outbox) -> None:
+            if user.gone:
+                return
+            if ok:
+                self._login(user, display, now, follow)
+                self._reply(follow, user, p.RPL_SASLSUCCESS, "SASL authentication successful")
+            else:
+                self._reply(follow, user, p.ERR_SASLFAIL, "SASL authentication failed")
+
+        out.defer(verify, then)
+
+    def _login(self, user: User, account: str, now: float, out: Outbox) -> None:
+        user.account = account
+        if user.nick and casefold(user.nick) == casefold(account):
+            user.nick_deadline = None
+        mask = user.prefix or f"{user.nick or '*'}!{user.username or '*'}@{user.host}"
+        self._reply(out, user, p.RPL_LOGGEDIN, mask, account, f"You are now logged in as {account}")
+        if user.registered:
+            data = Line("ACCOUNT", (account,), source=user.prefix).encode()
+            for other in self._neighbours(user):
+                if "account-notify" in other.caps:
+                    out.send(other, data)
+
+    def _fail(self, out: Outbox, user: User, command: str, code: str, *context: str) -> None:
+        """A standard reply: FAIL <command> <code> [context...] :<description>."""
+        line = Line("FAIL", (command, code, *context), source=self.config.server_name)
+        out.send(user, line.encode(trailing=True))
+
+    def _register(self, user: User, line: Line, now: float, out: Outbox) -> None:
+        name, _email, password = line.params[0], line.params[1], line.params[2]
+        if name == "*":
+            name = user.nick
+        if self.store is None or not self.config.open_registration:
+            self._fail(out, user, "REGISTER", "DISALLOWED", name or "*", "Registration is closed")
+            return
+        if user.account is not None:
+            self._fail(
+                out,
+                user,
+                "REGISTER",
+                "ALREADY_AUTHENTICATED",
+                user.account,
+                "You are already logged in",
+            )
+            return
+        if not name or not p.is_valid_nick(name, self.config.nicklen):
+            self._fail(
+                out,
+                user,
+                "REGISTER",
+                "BAD_ACCOUNT_NAME",
+                name or "*",
+                "Account names follow the rules for nicks",
+            )
+            return
+        if user.nick and casefold(name) != casefold(user.nick):
+            self._fail(
+                out, user, "REGISTER", "BAD_ACCOUNT_NAME", name, "Register your current nick"
+            )
+            return
+        if len(password) < 8:
+            self._fail(
+                out, user, "REGISTER", "WEAK_PASSWORD", name, "Passwords need at least 8 characters"
+            )
+            return
+        if self.store.account(casefold(name)) is not None:
+            self._fail(out, user, "REGISTER", "ACCOUNT_EXISTS", name, "Account already exists")
+            return
+        salt = new_salt()
+
+        def digest() -> object:
+            return hash_password(password, salt)
+
+        def then(result: object, now: float, follow: Outbox) -> None:
+            assert self.store is not None and isinstance(result, bytes)
+            if user.gone:
+                return
+            if not self.store.create_account(casefold(name), name, salt, result, int(now * 1000)):
+                self._fail(
+                    follow, user, "REGISTER", "ACCOUNT_EXISTS", name, "Account already exists"
+                )
+                return
+            server = self.config.server_name
+            success = Line("REGISTER", ("SUCCESS", name, "Account created"), source=server)
+            follow.send(user, success.encode(trailing=True))
+            self._login(user, name, now, follow)
+
+        out.defer(digest, then)
+
+    def _verify(self, user: User, line: Line, now: float, out: Outbox) -> None:
+        # accounts need no e-mail check here, so there is never a code to verify
+        self._fail(
+            out,
+            user,
+            "VERIFY",
+            "INVALID_CODE",
+            line.params[0],
+            "No verification is pending for this account",
+        )
+
+    def _protect_nick(self, user: User, now: float, out: Outbox) -> None:
+        """A registered nick used by someone not logged in to it: a warning and a deadline."""
+        user.nick_deadline = None
+        if self.store is None or not user.nick:
+            return
+        if user.account is not None and casefold(user.account) == casefold(user.nick):
+            return
+        if self.store.account(casefold(user.nick)) is None:
+            return
+        user.nick_deadline = now + self.config.nick_grace
+        grace = int(self.config.nick_grace)
+        text = (
+            f"The nick {user.nick} belongs to a registered account. Log in to it (SASL) within "
+            f"{grace} seconds, or you will be renamed."
+        )
+        out.send(
+            user,
+            Line("NOTICE", (user.nick, text), source=self.config.server_name).encode(trailing=True),
+        )
+
+    def _rename_guest(self, user: User, now: float, out: Outbox) -> None:
+        while True:
+            guest = f"Guest{int(now * 1000) % 100000:05d}"
+            if casefold(guest) not in self.nicks:
+                break
+            now += 0.001
+        self._nick(user, Line("NICK", (guest,)), now, out)
+
+    # -- history (chathistory), read markers, setname ---------------------------------------------
+
+    def _history_key(self, user: User, target: str) -> str | None:
+        """The history key of `target` as `user` may read it, or None."""
+        if target.startswith("#"):
+            chan = self.channels.get(casefold(target))
+            if chan is None or user not in chan.members:
+                return None
+            return casefold(chan.name)
+        if not p.is_valid_nick(target, self.config.nicklen):
+            return None
+        return _private_key(user.nick, target)
+
+    def _bound(self, text: str, key: str) -> Bound | bool | None:
+        """A message reference: a bound, None for `*`, False when it is invalid."""
+        assert self.store is not None
+        if text == "*":
+            return None
+        kind, _, value = text.partition("=")
+        if kind == "msgid":
+            found = self.store.find(value)
+            if found is None or found[0].key != key:
+                return False
+            return ("seq", found[1])
+        if kind == "timestamp":
+            ms = parse_iso_time(value)
+            return ("time", ms) if ms is not None else False
+        return False
+
+    def _chathistory(self, user: User, line: Line, now: float, out: Outbox) -> None:
+        params = line.params
+        sub = params[0].upper()
+        if self.store is None:
+            self._reply(out, user, p.ERR_UNKNOWNCOMMAND, "CHATHISTORY", "Unknown command")
+            return
+        needed = {"LATEST": 4, "BEFORE": 4, "AFTER": 4, "AROUND": 4, "BETWEEN": 5, "TARGETS": 4}
+        if sub not in needed:
+            self._fail(out, user, "CHATHISTORY", "INVALID_PARAMS", sub, "Unknown subcommand")
+            return
+        if len(params) < needed[sub] or not params[-1].isdigit():
+            self._fail(out, user, "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid parameters")
+            return
+        limit = min(int(params[-1]), self.config.chathistory_max)
+        if sub == "TARGETS":
+            self._history_targets(user, params[1], params[2], limit, out)
+            return
+        target = params[1]
+        key = self._history_key(user, target)
+        if key is None:
+            self._fail(
+                out,
+                user,
+                "CHATHISTORY",
+                "INVALID_TARGET",
+                sub,
+                target,
+                "No such target, or you may not read its history",
+            )
+            return
+        refs = [self._bound(text, key) for text in params[2 : needed[sub] - 1]]
+        if any(ref is False for ref in refs) or (sub != "LATEST" and None in refs):
+            self._fail(
+                out,
+                user,
+                "CHATHISTORY",
+                "INVALID_MSGREFTYPE",
+                sub,
+                target,
+                "Invalid message reference",
+            )
+            return
+        bounds = [ref for ref in refs if isinstance(ref, tuple)]
+        store = self.store
+        rows: list[Message]
+        if sub == "LATEST":
+            rows = store.query(key, limit, after=bounds[0] if bounds else None)
+        elif sub == "BEFORE":
+            rows = store.query(key, limit, before=bounds[0])
+        elif sub == "AFTER":
+            rows = store.query(key, limit, after=bounds[0], newest=False)
+        elif sub == "AROUND":
+            ref = bounds[0]
+            older = store.query(key, limit // 2, before=ref)
+            inclusive = (ref[0], ref[1] - 1)
+            rows = older + store.query(key, limit - len(older), after=inclusive, newest=False)
+        else:  # BETWEEN
+            first, second = bounds
+            if self._bound_time(first) <= self._bound_time(second):
+                rows = store.query(key, limit, after=first, before=second, newest=False)
+            else:
+                rows = store.query(key, limit, after=second, before=first)
+        self._send_history(out, user, target, rows)
+
+    def _bound_time(self, bound: Bound) -> int:
+        assert self.store is not None
+        if bound[0] == "time":
+            return bound[1]
+        rows = self.store.query_seq(bound[1])
+        return rows if rows is not None else 0
+
+    def _history_targets(
+        self, user: User, first: str, second: str, limit: int, out: Outbox
+    ) -> None:
+        assert self.store is not None
+        start = parse_iso_time(first.partition("=")[2])
+        end = parse_iso_time(second.partition("=")[2])
+        if start is None or end is None:
+            self._fail(out, user, "CHATHISTORY", "INVALID_PARAMS", "TARGETS", "Invalid timestamps")
+            return
+        channels = list(user.channels)
+        found = self.store.targets(channels, casefold(user.nick), start, end, limit)
+        server = self.config.server_name
+        batch = self._batch_id().decode() if "batch" in user.caps else None
+        parts = []
+        if batch:
+            parts.append(f":{server} BATCH +{batch} draft/chathistory-targets\r\n".encode())
+        for key, name, latest in found:
+            if key in user.channels:
+                name = user.channels[key].name
+            line = Line(
+                "CHATHISTORY", ("TARGETS", name, "timestamp=" + iso_time(latest)), source=server
+            )
+            data = line.encode()
+            parts.append(
+                _add_tag(data[:-2], f"batch={batch}".encode()) + b"\r\n" if batch else data
+            )
+        if batch:
+            parts.append(f":{server} BATCH -{batch}\r\n".encode())
+        out.send(user, b"".join(parts))
+
+    def _marker_key(self, user: User, target: str) -> str:
+        return casefold(target) if target.startswith("#") else _private_key(user.nick, target)
+
+    def _send_marker(self, out: Outbox, user: User, target: str) -> None:
+        key = self._marker_key(user, target)
+        if user.account is not None and self.store is not None:
+            ms = self.store.read_marker(casefold(user.account), key)
+        else:
+            ms = user.markers.get(key)
+        stamp = "timestamp=" + iso_time(ms) if ms is not None else "*"
+        line = Line("MARKREAD", (target, stamp), source=self.config.server_name)
+        out.send(user, line.encode())
+
+    def _markread(self, user: User, line: Line, now: float, out: Outbox) -> None:
+        target = line.params[0]
+        if len(line.params) == 1:
+            self._send_marker(out, user, target)
+            return
+        value = line.params[1]
+        ms = parse_iso_time(value.partition("=")[2]) if value.startswith("timestamp=") else None
+        if ms is None:
+            self._fail(out, user, "MARKREAD", "INVALID_PARAMS", target, "Invalid timestamp")
+            return
+        key = self._marker_key(user, target)
+        if user.account is not None and self.store is not None:
+            self.store.set_read_marker(casefold(user.account), key, ms)
+        else:
+            user.markers[key] = max(ms, user.markers.get(key, 0))
+        self._send_marker(out, user, target)
+
+    def _setname(self, user: User, line: Line, now: float, out: Outbox) -> None:
+        realname = line.params[0]
+        if not realname or len(realname.encode()) > self.config.namelen:
+            self._fail(out, user, "SETNAME", "INVALID_REALNAME", "That real name is not allowed")
+            return
+        user.realname = realname
+        data = Line("SETNAME", (realname,), source=user.prefix).encode(trailing=True)
+        for other in [user, *self._neighbours(user)]:
+            if "setname" in other.caps:
+                out.send(other, data)
 
 
 def _compress(changes: list[str]) -> str:

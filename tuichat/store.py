@@ -1,0 +1,283 @@
+"""SQLite storage: message history and accounts.
+
+One connection, used under the server's state lock (the state calls it while handling lines).
+Messages added while handling a batch of lines sit in an open transaction that the server commits
+before it delivers anything: a message any client received is on disk, and `kill -9` of the server
+loses none of them (WAL mode; SQLite's journal survives the death of the process). A `Store` on
+":memory:" serves the unit tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    msgid TEXT NOT NULL UNIQUE,
+    time INTEGER NOT NULL,          -- milliseconds since the epoch
+    key TEXT NOT NULL,              -- folded channel name, or "a b": the two folded nicks sorted
+    target TEXT NOT NULL,           -- the channel or nick as addressed
+    source TEXT NOT NULL,           -- nick!user@host of the sender
+    account TEXT,                   -- the sender's account, if logged in
+    command TEXT NOT NULL,          -- PRIVMSG or NOTICE
+    text TEXT NOT NULL,
+    tags TEXT                       -- client-only tags (JSON), if any
+);
+CREATE INDEX IF NOT EXISTS messages_by_key ON messages (key, time);
+CREATE INDEX IF NOT EXISTS messages_by_time ON messages (time);
+CREATE TABLE IF NOT EXISTS accounts (
+    name TEXT PRIMARY KEY,          -- folded
+    display TEXT NOT NULL,
+    salt BLOB NOT NULL,
+    hash BLOB NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS read_markers (
+    account TEXT NOT NULL,
+    key TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    PRIMARY KEY (account, key)
+);
+"""
+
+# scrypt cost: about 16 MiB and a few tens of milliseconds; verified outside the state lock
+SCRYPT_N = 2**14
+SCRYPT_R = 8
+SCRYPT_P = 1
+
+
+Bound = tuple[str, int]  # ("seq", sequence number) or ("time", milliseconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    msgid: str
+    time: int  # ms
+    key: str
+    target: str
+    source: str
+    account: str | None
+    command: str
+    text: str
+    tags: dict[str, str] | None = None
+
+
+def hash_password(password: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(
+        password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32
+    )
+
+
+def check_password(password: str, salt: bytes, expected: bytes) -> bool:
+    return hmac.compare_digest(hash_password(password, salt), expected)
+
+
+class Store:
+    """History and accounts in one SQLite file."""
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL: a commit is in the WAL (safe from a killed process) without an fsync each time
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+        self._in_tx = False
+        self._prefix = secrets.token_hex(3)
+        self._counter = 0
+
+    def close(self) -> None:
+        with self._lock:
+            if self._in_tx:
+                self._db.execute("COMMIT")
+                self._in_tx = False
+            self._db.close()
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def new_msgid(self) -> str:
+        """A unique message id: this run's random prefix and a counter."""
+        self._counter += 1
+        return f"{self._prefix}{self._counter:x}"
+
+    def add(self, message: Message) -> None:
+        """Add a message to the open transaction (committed by `commit`)."""
+        with self._lock:
+            if not self._in_tx:
+                self._db.execute("BEGIN")
+                self._in_tx = True
+            self._db.execute(
+                "INSERT INTO messages (msgid, time, key, target, source, account, command, text, "
+                "tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message.msgid,
+                    message.time,
+                    message.key,
+                    message.target,
+                    message.source,
+                    message.account,
+                    message.command,
+                    message.text,
+                    json.dumps(message.tags) if message.tags else None,
+                ),
+            )
+
+    def commit(self) -> None:
+        """Make what was added durable. The server calls it before delivering."""
+        with self._lock:
+            if self._in_tx:
+                self._db.execute("COMMIT")
+                self._in_tx = False
+
+    def prune(self, before_ms: int) -> int:
+        """Delete messages older than `before_ms`; return how many."""
+        with self._lock:
+            cursor = self._db.execute("DELETE FROM messages WHERE time < ?", (before_ms,))
+            return cursor.rowcount
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def _rows(self, sql: str, args: tuple[object, ...]) -> list[Message]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT msgid, time, key, target, source, account, command, text, tags "
+                "FROM messages " + sql,
+                args,
+            ).fetchall()
+        return [
+            Message(
+                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(r[8]) if r[8] else None
+            )
+            for r in rows
+        ]
+
+    def find(self, msgid: str) -> tuple[Message, int] | None:
+        """A message and its sequence number, by msgid."""
+        with self._lock:
+            row = self._db.execute("SELECT seq FROM messages WHERE msgid = ?", (msgid,)).fetchone()
+        if row is None:
+            return None
+        rows = self._rows("WHERE msgid = ?", (msgid,))
+        return (rows[0], int(row[0])) if rows else None
+
+    def query_seq(self, seq: int) -> int | None:
+        """The time of the message with sequence number `seq`."""
+        with self._lock:
+            row = self._db.execute("SELECT time FROM messages WHERE seq = ?", (seq,)).fetchone()
+        return int(row[0]) if row else None
+
+    def query(
+        self,
+        key: str,
+        limit: int,
+        *,
+        after: Bound | None = None,
+        before: Bound | None = None,
+        newest: bool = True,
+    ) -> list[Message]:
+        """Up to `limit` messages of `key` strictly between two bounds, oldest first; the newest
+        ones when `newest`, else the oldest. A bound is ("seq", n) or ("time", ms)."""
+        where = ["key = ?"]
+        args: list[object] = [key]
+        if after is not None:
+            where.append(f"{after[0]} > ?")
+            args.append(after[1])
+        if before is not None:
+            where.append(f"{before[0]} < ?")
+            args.append(before[1])
+        order = "DESC" if newest else "ASC"
+        rows = self._rows(
+            f"WHERE {' AND '.join(where)} ORDER BY seq {order} LIMIT ?", (*args, limit)
+        )
+        if newest:
+            rows.reverse()
+        return rows
+
+    def targets(
+        self, channels: list[str], nick: str, start: int, end: int, limit: int
+    ) -> list[tuple[str, str, int]]:
+        """(key, a target name, latest time) of conversations with messages between two times:
+        the given channels and private conversations that include `nick` (folded)."""
+        low, high = min(start, end), max(start, end)
+        marks = ",".join("?" for _ in channels) or "''"
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, MAX(time) FROM messages WHERE time > ? AND time < ? AND "
+                f"(key IN ({marks}) OR key LIKE ? OR key LIKE ?) "
+                "GROUP BY key ORDER BY MAX(time) LIMIT ?",
+                (low, high, *channels, f"{nick} %", f"% {nick}", limit),
+            ).fetchall()
+        result = []
+        for key, latest in rows:
+            if " " in key:
+                a, _, b = key.partition(" ")
+                name = b if a == nick else a
+            else:
+                name = key
+            result.append((key, name, latest))
+        return result
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+    # -- accounts ---------------------------------------------------------------------------------
+
+    def account(self, folded: str) -> tuple[str, bytes, bytes] | None:
+        """(display name, salt, hash) of an account, or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT display, salt, hash FROM accounts WHERE name = ?", (folded,)
+            ).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    def create_account(
+        self, folded: str, display: str, salt: bytes, digest: bytes, now_ms: int
+    ) -> bool:
+        """False if the account exists already."""
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT INTO accounts (name, display, salt, hash, created) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (folded, display, salt, digest, now_ms),
+                )
+            except sqlite3.IntegrityError:
+                return False
+            return True
+
+    def read_marker(self, account: str, key: str) -> int | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT time FROM read_markers WHERE account = ? AND key = ?", (account, key)
+            ).fetchone()
+        return int(row[0]) if row else None
+
+    def set_read_marker(self, account: str, key: str, time_ms: int) -> int:
+        """Move the marker forward only; return where it is."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO read_markers (account, key, time) VALUES (?, ?, ?) "
+                "ON CONFLICT (account, key) DO UPDATE SET time = MAX(time, excluded.time)",
+                (account, key, time_ms),
+            )
+            row = self._db.execute(
+                "SELECT time FROM read_markers WHERE account = ? AND key = ?", (account, key)
+            ).fetchone()
+        return int(row[0])
+
+
+def new_salt() -> bytes:
+    return os.urandom(16)
