@@ -313,7 +313,7 @@ class TuichatApp(App[None]):
                 changes = self.state.own_message(action.target, action.text, now, action.kind)
                 if not sent:
                     for _, entry in changes.entries:
-                        entry.text += "  [not sent yet: will be sent on reconnect]"
+                        entry.state = "not sent yet: will be sent on reconnect"
                 self._apply(changes)
             elif isinstance(action, commands.OpenWindow):
                 changes = Changes()

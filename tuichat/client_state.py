@@ -34,6 +34,8 @@ class Entry:
     nick: str | None = None
     own: bool = False
     mention: bool = False
+    state: str = ""  # for our own messages: "sending", "not sent: ...", "" once delivered
+    msgid: str | None = None
 
 
 @dataclass

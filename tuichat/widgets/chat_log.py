@@ -1,14 +1,22 @@
-"""One window's message log."""
+"""One window's message log: a bounded list of entries drawn with Textual's line API.
+
+Entries are kept as data and rendered (wrapped to the log's width) when first needed, so a hidden
+log costs nothing to draw, a resize re-wraps everything, and an entry can change in place (a
+pending message becomes delivered) or a divider can come and go.
+"""
 
 from __future__ import annotations
 
+import bisect
 import time
-from collections import deque
-from typing import Self
 
+from rich.console import RenderableType
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
-from textual.widgets import RichLog
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from tuichat.client_state import ACTION, ERROR, EVENT, MESSAGE, NOTICE, Entry
 from tuichat.text import nick_colour, plain, render
@@ -16,36 +24,169 @@ from tuichat.text import nick_colour, plain, render
 SCROLLBACK = 10_000
 
 
-class ChatLog(RichLog):
-    """A scrolling, bounded log of entries. User text is rendered as data, never as markup."""
+class Row:
+    """A log row: an entry, or a divider line; with its lines at the width last drawn."""
+
+    __slots__ = ("divider", "entry", "strips", "width")
+
+    def __init__(self, entry: Entry | None, divider: str = "") -> None:
+        self.entry = entry
+        self.divider = divider
+        self.strips: list[Strip] = []
+        self.width = -1
+
+
+class ChatLog(ScrollView, can_focus=False):
+    """A scrolling, bounded log. User text is rendered as data, never as markup."""
+
+    DEFAULT_CSS = """
+    ChatLog {
+        background: $surface;
+        color: $foreground;
+        overflow-y: auto;
+        overflow-x: hidden;
+    }
+    """
 
     def __init__(self, *, max_lines: int = SCROLLBACK, id: str | None = None) -> None:
-        super().__init__(
-            max_lines=max_lines, wrap=True, markup=False, highlight=False, min_width=20, id=id
-        )
-        self.can_focus = False
-        # rows that arrived while the log was hidden: rendered when it shows, at its real width
-        self._held: deque[Table] = deque(maxlen=max_lines)
+        super().__init__(id=id)
+        self.max_lines = max_lines
+        self.rows: list[Row] = []
+        self._offsets: list[int] = []  # first line of each row, when laid out
+        self._laid_out = 0  # rows[:_laid_out] have offsets at the current width
+        self._width = 0
+        self._divider: Row | None = None
+
+    # -- changing the log -------------------------------------------------------------------------
 
     def add(self, entry: Entry) -> None:
-        stamp = Text(time.strftime("%H:%M", time.localtime(entry.time)), style="dim")
-        row = Table.grid(padding=(0, 1, 0, 0))
-        row.add_column(width=5, no_wrap=True)
-        row.add_column(ratio=1, overflow="fold")
-        row.add_row(stamp, format_entry(entry))
-        # wrapped lines stay in the text column, under the first line's text
-        if self.display and not self._held:
-            self.write(row, expand=True)
-        else:
-            self._held.append(row)
+        self._append(Row(entry))
+
+    def add_divider(self, text: str) -> None:
+        """A divider line (unread messages, end of history...) at the end of the log."""
+        self._append(Row(None, text))
+
+    def set_unread_divider(self, text: str = "new messages") -> None:
+        """Move the one unread divider to the end of the log."""
+        if self._divider is not None:
+            self.remove_row(self._divider)
+        self._divider = Row(None, text)
+        self._append(self._divider)
+
+    def clear_unread_divider(self) -> None:
+        if self._divider is not None:
+            self.remove_row(self._divider)
+            self._divider = None
+
+    def changed(self, entry: Entry) -> None:
+        """`entry` changed (pending -> delivered): draw it again."""
+        for index in range(len(self.rows) - 1, -1, -1):
+            if self.rows[index].entry is entry:
+                self.rows[index].width = -1
+                self._laid_out = min(self._laid_out, index)
+                self._layout()
+                return
+
+    def remove_row(self, row: Row) -> None:
+        try:
+            index = self.rows.index(row)
+        except ValueError:
+            return
+        del self.rows[index]
+        self._laid_out = min(self._laid_out, index)
+        self._layout()
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self._divider = None
+        self._laid_out = 0
+        self._layout()
+
+    @property
+    def lines(self) -> list[Strip]:
+        """Every line of the log as drawn now (for tests and copying)."""
+        return [strip for row in self.rows[: self._laid_out] for strip in row.strips]
+
+    def _append(self, row: Row) -> None:
+        at_end = self.scroll_y >= self.max_scroll_y
+        self.rows.append(row)
+        if len(self.rows) > self.max_lines + self.max_lines // 10:
+            drop = len(self.rows) - self.max_lines
+            del self.rows[:drop]
+            self._laid_out = 0
+        self._layout()
+        if at_end:
+            self.scroll_end(animate=False, immediate=False, x_axis=False)
+
+    # -- layout and drawing -----------------------------------------------------------------------
+
+    def on_resize(self) -> None:
+        self._layout()
 
     def on_show(self) -> None:
-        while self._held:
-            self.write(self._held.popleft(), expand=True)
+        self._layout()
+        self.scroll_end(animate=False, immediate=False, x_axis=False)
 
-    def clear(self) -> Self:
-        self._held.clear()
-        return super().clear()
+    def _layout(self) -> None:
+        """Wrap the rows not laid out yet at the current width; update the scrollable size."""
+        width = self.scrollable_content_region.width
+        if width <= 0 or not self.display:
+            return  # hidden: draw when shown
+        if width != self._width:
+            self._width = width
+            self._laid_out = 0
+        rows = self.rows
+        offsets = self._offsets
+        del offsets[self._laid_out :]
+        line = offsets[-1] + len(rows[len(offsets) - 1].strips) if offsets else 0
+        for row in rows[self._laid_out :]:
+            if row.width != width:
+                row.strips = self._draw(row, width)
+                row.width = width
+            offsets.append(line)
+            line += len(row.strips)
+        self._laid_out = len(rows)
+        self.virtual_size = Size(width, line)
+        self.refresh()
+
+    def _draw(self, row: Row, width: int) -> list[Strip]:
+        renderable: RenderableType
+        if row.entry is None:
+            label = f" {row.divider} "
+            side = max(0, width - len(label))
+            renderable = Text("─" * (side // 2) + label + "─" * (side - side // 2), style="yellow")
+        else:
+            renderable = _row_table(row.entry)
+        console = self.app.console
+        options = console.options.update_width(width)
+        lines = console.render_lines(renderable, options, pad=True)
+        return [Strip(line, width) for line in lines] or [Strip([Segment(" " * width)], width)]
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        number = scroll_y + y
+        width = self.scrollable_content_region.width
+        offsets = self._offsets
+        if not offsets or number >= self.virtual_size.height:
+            return Strip.blank(width, self.rich_style)
+        index = bisect.bisect_right(offsets, number) - 1
+        row = self.rows[index]
+        strips = row.strips
+        part = number - offsets[index]
+        if part >= len(strips):
+            return Strip.blank(width, self.rich_style)
+        strip = strips[part].crop_extend(scroll_x, scroll_x + width, self.rich_style)
+        return strip.apply_style(self.rich_style)
+
+
+def _row_table(entry: Entry) -> Table:
+    stamp = Text(time.strftime("%H:%M", time.localtime(entry.time)), style="dim")
+    row = Table.grid(padding=(0, 1, 0, 0))
+    row.add_column(width=5, no_wrap=True)
+    row.add_column(ratio=1, overflow="fold")
+    # wrapped lines stay in the text column, under the first line's text
+    row.add_row(stamp, format_entry(entry))
+    return row
 
 
 def format_entry(entry: Entry) -> Text:
@@ -75,6 +216,9 @@ def format_entry(entry: Entry) -> Text:
     else:  # INFO
         line.append("-- ", style="dim")
         line.append(plain(entry.text))
+    if entry.state:
+        failed = entry.state.startswith("not sent")
+        line.append(f"  [{entry.state}]", style="bold red" if failed else "dim italic")
     if entry.mention:
         line.stylize("on #5a3d00")
     return line
