@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from rich.text import Text
@@ -11,10 +13,11 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Input, OptionList, Static
 
 from tuichat import commands
-from tuichat.client_state import ERROR, INFO, SERVER, Changes, ClientState, Entry
+from tuichat.client_state import ERROR, INFO, SERVER, Changes, ClientState, Entry, Window
 from tuichat.messages import ConnectionChanged, LinesReceived
 from tuichat.net import client as net
 from tuichat.net.protocol import Line, casefold
@@ -63,9 +66,17 @@ class TuichatApp(App[None]):
         self._log_ids = 0
         self.connection = "connecting"
         self.lag: float | None = None
-        self.unsent: list[tuple[str, Line | str]] = []
+        self.unsent: list[Unsent] = []
         self.select_on_join: set[str] = set()
         self._disconnect_shown = False
+        self.caps: frozenset[str] = frozenset()
+        self.typers: dict[str, dict[str, tuple[str, float]]] = {}  # key -> nick -> (nick, until)
+        self._fetching: dict[str, int] = {}  # key -> messages fetched so far after a reconnect
+        self._disconnected_at: float | None = None
+        self._labels = itertools.count(1)
+        self._typing_sent = 0.0
+        self._typing_target = ""
+        self._mark_timer: Timer | None = None
 
     # -- layout -----------------------------------------------------------------------------------
 
@@ -87,6 +98,7 @@ class TuichatApp(App[None]):
         self._refresh_all()
         self.query_one("#input", InputLine).focus()
         self.client.start()
+        self.set_interval(1.0, self._expire_typing)
 
     def on_unmount(self) -> None:
         self.client.close()
@@ -106,10 +118,21 @@ class TuichatApp(App[None]):
         for line in message.lines:
             changes.merge(self.state.feed(line, now))
         for key in changes.joined:
+            name = self.state.windows[key].name
             # learn who is away (shown dimmed) without printing the reply
             self.state.quiet_who.add(key)
-            self.client.send(Line("WHO", (self.state.windows[key].name,)))
+            self.client.send(Line("WHO", (name,)))
+            self._fetch_history(key)
+        for key, count in changes.histories:
+            self._history_done(key, count)
+        for key, nick, typing in changes.typing:
+            self._typing_seen(key, nick, typing)
+        for window, entry in changes.entries:
+            if entry.kind in ("message", "action") and entry.nick and not entry.history:
+                self.typers.get(window.key, {}).pop(casefold(entry.nick), None)
         self._apply(changes)
+        if any(window.key == self.state.current for window, _ in changes.entries):
+            self._mark_read_soon()
 
     def on_connection_changed(self, message: ConnectionChanged) -> None:
         event = message.event
@@ -130,11 +153,15 @@ class TuichatApp(App[None]):
             )
         elif isinstance(event, net.Registered):
             self.connection = "connected"
+            self.caps = event.caps
             self.state.set_nick(event.nick)
             if self._disconnect_shown:
                 self._disconnect_shown = False
                 self._apply(self.state.info("reconnected", now, key=SERVER))
             self._rejoin()
+            for key, window in self.state.windows.items():
+                if window.kind == "query":
+                    self._fetch_history(key)
         elif isinstance(event, net.LagMeasured):
             self.lag = event.seconds
         elif isinstance(event, net.Disconnected):
@@ -143,6 +170,10 @@ class TuichatApp(App[None]):
             rejoin = self.state.disconnected()
             if rejoin:
                 self.autojoin = rejoin
+            if self._disconnected_at is None:
+                self._disconnected_at = now
+            self._apply(self.state.fail_pending("the connection dropped"))
+            self.typers.clear()
             # say it once in the log (where the user is looking, and in the server window);
             # later failed attempts only update the status line
             if not self._disconnect_shown or event.retry_in is None:
@@ -163,15 +194,131 @@ class TuichatApp(App[None]):
         if self.autojoin:
             self.client.send(Line("JOIN", (",".join(self.autojoin),)))
         unsent, self.unsent = self.unsent, []
-        for _, line in unsent:
-            self.client.send(line)
+        for item in unsent:
+            _, label = self._send(item.line)
+            for window, entry in item.entries:
+                if label is not None:
+                    self.state.expect_echo(label, window, entry)
+                else:
+                    entry.state = "sent after reconnecting"
+                if window.key in self.logs:
+                    self.logs[window.key].changed(entry)
         if unsent:
             count = len(unsent)
             text = f"sent {count} line{'s' if count != 1 else ''} typed while disconnected"
             self._apply(self.state.info(text, self.clock(), key=SERVER))
-            for target in {casefold(t) for t, _ in unsent if t}:
+            for target in {casefold(item.target) for item in unsent if item.target}:
                 if target in self.state.windows:
                     self._apply(self.state.info(text, self.clock(), key=target))
+
+    def _send(self, line: Line | str) -> tuple[bool, str | None]:
+        """Send a line; a message gets a label when the server will echo it, so that it shows
+        as pending until then. Returns (sent, label)."""
+        label = None
+        message = isinstance(line, Line) and line.command in ("PRIVMSG", "NOTICE")
+        if message and isinstance(line, Line) and "echo-message" in self.caps:
+            label = f"t{next(self._labels)}"
+            if "labeled-response" in self.caps:
+                line = Line(line.command, line.params, tags={"label": label})
+        if not self.client.registered or not self.client.send(line):
+            return False, None
+        return True, label
+
+    # -- history, typing, read markers (IRCv3) -----------------------------------------------------
+
+    @property
+    def _history_cap(self) -> bool:
+        return bool(self.caps & {"draft/chathistory", "chathistory"})
+
+    def _fetch_history(self, key: str) -> None:
+        """After our JOIN (or a reconnect): the backlog, or exactly what was missed."""
+        window = self.state.windows.get(key)
+        if window is None or not self._history_cap:
+            return
+        if window.last_msgid is not None:
+            self._fetching.setdefault(key, 0)
+            ref = f"msgid={window.last_msgid}"
+            self.client.send(Line("CHATHISTORY", ("AFTER", window.name, ref, str(HISTORY_PAGE))))
+        else:
+            self.client.send(Line("CHATHISTORY", ("LATEST", window.name, "*", str(BACKLOG))))
+
+    def _history_done(self, key: str, count: int) -> None:
+        window = self.state.windows.get(key)
+        if window is None:
+            return
+        log = self._log_for(key)
+        if key in self._fetching:
+            self._fetching[key] += count
+            if count >= HISTORY_PAGE and window.last_msgid is not None:  # there may be more
+                ref = f"msgid={window.last_msgid}"
+                self.client.send(
+                    Line("CHATHISTORY", ("AFTER", window.name, ref, str(HISTORY_PAGE)))
+                )
+                return
+            total = self._fetching.pop(key)
+            since = self._disconnected_at or self.clock()
+            span = f"{_hhmm(since)}–{_hhmm(self.clock())}"  # noqa: RUF001 (an en dash)
+            log.add_divider(
+                f"disconnected {span}, {total} message{'s' if total != 1 else ''} fetched"
+            )
+            if not self._fetching:
+                self._disconnected_at = None
+        elif count:
+            log.add_divider("end of backlog")
+
+    def _typing_seen(self, key: str, nick: str, typing: str) -> None:
+        typers = self.typers.setdefault(key, {})
+        if typing == "active":
+            typers[casefold(nick)] = (nick, time.monotonic() + 6.0)
+        else:
+            typers.pop(casefold(nick), None)
+        if key == self.state.current:
+            self._refresh_status()
+
+    def _expire_typing(self) -> None:
+        now = time.monotonic()
+        changed = False
+        for typers in self.typers.values():
+            for folded in [f for f, (_, until) in typers.items() if until <= now]:
+                del typers[folded]
+                changed = True
+        if changed:
+            self._refresh_status()
+
+    def _send_typing(self, text: str) -> None:
+        """+typing, sparingly: `active` at most every 3 s while typing, `done` when cleared."""
+        window = self.state.windows.get(self.state.current)
+        if window is None or window.kind == "server" or "message-tags" not in self.caps:
+            return
+        if window.kind == "channel" and not window.joined:
+            return
+        now = time.monotonic()
+        typing = text and not text.startswith("/")
+        if typing and (now - self._typing_sent > 3.0 or self._typing_target != window.name):
+            self._typing_sent, self._typing_target = now, window.name
+            self.client.send(Line("TAGMSG", (window.name,), tags={"+typing": "active"}))
+        elif not typing and self._typing_sent and self._typing_target == window.name:
+            self._typing_sent = 0.0
+            if not text:
+                self.client.send(Line("TAGMSG", (window.name,), tags={"+typing": "done"}))
+
+    def _mark_read_soon(self) -> None:
+        if "draft/read-marker" in self.caps and self._mark_timer is None:
+            self._mark_timer = self.set_timer(2.0, self._mark_read)
+
+    def _mark_read(self) -> None:
+        """Tell the server how far the current window has been read (draft/read-marker)."""
+        self._mark_timer = None
+        window = self.state.windows.get(self.state.current)
+        if window is None or window.kind == "server" or not window.last_time:
+            return
+        if "draft/read-marker" not in self.caps or not self.client.registered:
+            return
+        if window.read_marker is not None and window.read_marker >= window.last_time:
+            return
+        window.read_marker = window.last_time
+        stamp = "timestamp=" + _iso(window.last_time)
+        self.client.send(Line("MARKREAD", (window.name, stamp)))
 
     # -- showing changes --------------------------------------------------------------------------
 
@@ -186,8 +333,15 @@ class TuichatApp(App[None]):
         return log
 
     def _apply(self, changes: Changes) -> None:
+        dividers = {id(entry) for entry in changes.dividers}
         for window, entry in changes.entries:
-            self._log_for(window.key).add(entry)
+            log = self._log_for(window.key)
+            if id(entry) in dividers:
+                log.set_unread_divider()
+            log.add(entry)
+        for window, entry in changes.updated:
+            if window.key in self.logs:
+                self.logs[window.key].changed(entry)
         for key in changes.joined:
             if key in self.select_on_join or self.state.current == SERVER:
                 self.select_on_join.discard(key)
@@ -254,6 +408,11 @@ class TuichatApp(App[None]):
             status.append(f"  lag {self.lag * 1000:.0f} ms", style="dim")
         if self.unsent:
             status.append(f"  {len(self.unsent)} unsent", style="bold yellow")
+        typers = self.typers.get(self.state.current, {})
+        if typers:
+            names = ", ".join(plain(nick) for nick, _ in typers.values())
+            verb = "is" if len(typers) == 1 else "are"
+            status.append(f"  {names} {verb} typing…", style="italic")
         self.query_one("#status", Static).update(status)
 
     def select_window(self, key: str) -> None:
@@ -262,6 +421,7 @@ class TuichatApp(App[None]):
         self.state.select(key)
         self.query_one("#logs", ContentSwitcher).current = self._log_for(key).id
         self._refresh_all()
+        self._mark_read()
 
     # -- input ------------------------------------------------------------------------------------
 
@@ -277,6 +437,10 @@ class TuichatApp(App[None]):
             if window is not None and window.kind == "query":
                 pool.append(window.name)
         return [name for name in pool if casefold(name).startswith(folded)]
+
+    @on(Input.Changed, "#input")
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._send_typing(event.value)
 
     @on(Input.Submitted, "#input")
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -295,25 +459,30 @@ class TuichatApp(App[None]):
     def run_actions(self, actions: list[commands.Action]) -> None:
         now = self.clock()
         sent = True
+        label: str | None = None
         for action in actions:
             if isinstance(action, commands.Send):
-                if isinstance(action.line, Line) and action.line.command in ("JOIN", "NAMES"):
-                    keys = {casefold(name) for name in action.line.params[0].split(",")}
-                    if action.line.command == "JOIN":
+                line = action.line
+                if isinstance(line, Line) and line.command in ("JOIN", "NAMES"):
+                    keys = {casefold(name) for name in line.params[0].split(",")}
+                    if line.command == "JOIN":
                         self.select_on_join |= keys
                     else:
                         self.state.names_requested |= keys
-                sent = self.client.registered and self.client.send(action.line)
+                sent, label = self._send(line)
                 if not sent:
-                    line = action.line
                     target = line.params[0] if isinstance(line, Line) and line.params else ""
-                    self.unsent.append((target, line))
+                    self.unsent.append(Unsent(line, target))
                     self._refresh_status()
             elif isinstance(action, commands.ShowOwn):
                 changes = self.state.own_message(action.target, action.text, now, action.kind)
-                if not sent:
-                    for _, entry in changes.entries:
+                for window, entry in changes.entries:
+                    if not sent:
                         entry.state = "not sent yet: will be sent on reconnect"
+                        if self.unsent:
+                            self.unsent[-1].entries.append((window, entry))
+                    elif label is not None:
+                        self.state.expect_echo(label, window, entry)
                 self._apply(changes)
             elif isinstance(action, commands.OpenWindow):
                 changes = Changes()
@@ -384,6 +553,28 @@ class TuichatApp(App[None]):
         if event.option_id is not None and casefold(event.option_id) != casefold(self.state.nick):
             self.run_actions([commands.OpenWindow(event.option_id)])
         self.query_one("#input", InputLine).focus()
+
+
+@dataclass
+class Unsent:
+    """A line typed while disconnected, sent once the connection is back."""
+
+    line: Line | str
+    target: str
+    entries: list[tuple[Window, Entry]] = field(default_factory=list)
+
+
+HISTORY_PAGE = 100  # messages per CHATHISTORY request after a reconnect
+BACKLOG = 50  # messages of backlog fetched on joining a channel
+
+
+def _hhmm(moment: float) -> str:
+    return time.strftime("%H:%M", time.localtime(moment))
+
+
+def _iso(moment: float) -> str:
+    ms = int(moment * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
 def _seconds(delay: float) -> str:

@@ -7,6 +7,7 @@ renders from this; nothing here knows about widgets, sockets or the clock.
 
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass, field
 
@@ -36,6 +37,7 @@ class Entry:
     mention: bool = False
     state: str = ""  # for our own messages: "sending", "not sent: ...", "" once delivered
     msgid: str | None = None
+    history: bool = False  # from the server's history, not said just now
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Member:
     nick: str
     modes: str = ""  # prefix characters held, best first: "@+"
     away: bool = False
+    account: str | None = None
 
     @property
     def prefix(self) -> str:
@@ -58,6 +61,10 @@ class Window:
     topic: str = ""
     joined: bool = False
     members: dict[str, Member] = field(default_factory=dict)
+    last_msgid: str | None = None  # the newest message seen (to fetch what was missed)
+    last_time: float = 0.0
+    read_marker: float | None = None  # read up to here (draft/read-marker), seconds
+    seen: dict[str, None] = field(default_factory=dict)  # recent msgids, to drop duplicates
 
     @property
     def key(self) -> str:
@@ -75,11 +82,19 @@ class Changes:
     nick: bool = False  # our own nick changed
     joined: list[str] = field(default_factory=list)  # keys of channels we have just joined
     bell: bool = False  # we were mentioned or messaged privately
+    updated: list[tuple[Window, Entry]] = field(default_factory=list)  # entries changed in place
+    dividers: list[Entry] = field(default_factory=list)  # entries that start the unread part
+    histories: list[tuple[str, int]] = field(default_factory=list)  # (key, count) batches done
+    typing: list[tuple[str, str, str]] = field(default_factory=list)  # (key, nick, state)
 
     def merge(self, other: Changes) -> None:
         """Add what `other` changed to this."""
         self.entries.extend(other.entries)
         self.joined.extend(other.joined)
+        self.updated.extend(other.updated)
+        self.dividers.extend(other.dividers)
+        self.histories.extend(other.histories)
+        self.typing.extend(other.typing)
         self.windows |= other.windows
         self.members |= other.members
         self.topics |= other.topics
@@ -88,6 +103,17 @@ class Changes:
 
 
 _NUMERIC_TEXT_SKIP = {"001", "002", "003", "004", "005", "375", "376", "366", "315", "318", "369"}
+
+
+def parse_server_time(text: str) -> float | None:
+    """Seconds since the epoch from server-time's `2026-11-27T10:00:00.123Z`, or None."""
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
 
 
 def _mention_re(nick: str) -> re.Pattern[str]:
@@ -107,6 +133,11 @@ class ClientState:
         self._mention = _mention_re(nick)
         self.names_requested: set[str] = set()  # channels whose NAMES reply the user asked for
         self.quiet_who: set[str] = set()  # channels whose WHO reply only feeds the member list
+        self.batches: dict[str, tuple[str, str]] = {}  # open batches: id -> (type, target)
+        self.batch_counts: dict[str, int] = {}
+        self.pending: dict[str, tuple[Window, Entry]] = {}  # label -> our message awaiting echo
+        self._time = 0.0  # the time of the line being fed (server-time, or arrival)
+        self._batch: str | None = None  # the history batch the line being fed belongs to
 
     # -- windows ----------------------------------------------------------------------------------
 
@@ -172,12 +203,30 @@ class ClientState:
     # -- adding entries ---------------------------------------------------------------------------
 
     def add(self, changes: Changes, window: Window, entry: Entry) -> None:
+        if entry.msgid is not None:
+            if entry.msgid in window.seen:
+                return  # fetched twice (history after a reconnect): shown once
+            window.seen[entry.msgid] = None
+            if len(window.seen) > 5000:
+                del window.seen[next(iter(window.seen))]
+            if entry.time >= window.last_time:
+                window.last_msgid, window.last_time = entry.msgid, entry.time
         changes.entries.append((window, entry))
-        if window.key != self.current and not entry.own and entry.kind in (*CHATTY, ERROR):
+        counts = not entry.own and entry.kind in (*CHATTY, ERROR)
+        if entry.history:
+            # old news, unless it came after where the user had read to
+            counts = counts and window.read_marker is not None and entry.time > window.read_marker
+        elif counts and window.key == self.current:
+            counts = False
+        if counts:
+            if window.unread == 0:
+                changes.dividers.append(entry)
             window.unread += 1
             if entry.mention or window.kind == "query":
                 window.mentioned = True
             changes.windows = True
+        if entry.history:
+            return
         if entry.mention or (window.kind == "query" and not entry.own and entry.kind in CHATTY):
             changes.bell = True
 
@@ -211,11 +260,23 @@ class ClientState:
 
     def feed(self, line: Line, now: float) -> Changes:
         changes = Changes()
+        self._time = now
+        self._batch = None
+        if line.tags:
+            stamp = line.tags.get("time")
+            if stamp:
+                self._time = parse_server_time(stamp) or now
+            batch = line.tags.get("batch")
+            if batch in self.batches:
+                self._batch = batch
+            label = line.tags.get("label")
+            if label in self.pending and self._settle(label, line, changes):
+                return changes
         handler = getattr(self, "_on_" + line.command.lower(), None)
         if handler is not None:
-            handler(line, now, changes)
+            handler(line, self._time, changes)
         elif line.command.isdigit():
-            self._on_numeric(line, now, changes)
+            self._on_numeric(line, self._time, changes)
         return changes
 
     def _me(self, nick: str | None) -> bool:
@@ -223,6 +284,112 @@ class ClientState:
 
     def _member_key(self, nick: str) -> str:
         return casefold(nick)
+
+    def _settle(self, label: str, line: Line, changes: Changes) -> bool:
+        """The server answered one of our labelled messages: its echo marks it delivered, an
+        error marks it not sent. True when the line is dealt with."""
+        window, entry = self.pending.pop(label)
+        if line.command in ("PRIVMSG", "NOTICE") and self._me(line.nick):
+            entry.state = ""
+            entry.msgid = line.tags.get("msgid")
+            entry.time = self._time
+            if entry.msgid:
+                window.seen[entry.msgid] = None
+                window.last_msgid, window.last_time = entry.msgid, entry.time
+            changes.updated.append((window, entry))
+            return True
+        if line.command.isdigit() or line.command == "FAIL":
+            entry.state = "not sent: " + (line.params[-1] if line.params else line.command)
+            changes.updated.append((window, entry))
+            return False  # the error is shown too
+        return False
+
+    def expect_echo(self, label: str, window: Window, entry: Entry) -> None:
+        """`entry` (ours, just sent with `label`) is pending until the server echoes it."""
+        entry.state = "sending"
+        self.pending[label] = (window, entry)
+
+    def fail_pending(self, reason: str) -> Changes:
+        """The connection dropped: our messages still awaiting their echo were not confirmed."""
+        changes = Changes()
+        for window, entry in self.pending.values():
+            entry.state = f"not sent: {reason}"
+            changes.updated.append((window, entry))
+        self.pending.clear()
+        return changes
+
+    def _on_batch(self, line: Line, now: float, changes: Changes) -> None:
+        if not line.params:
+            return
+        ref = line.params[0]
+        if ref.startswith("+") and len(line.params) >= 2:
+            target = line.params[2] if len(line.params) > 2 else ""
+            self.batches[ref[1:]] = (line.params[1], target)
+            self.batch_counts[ref[1:]] = 0
+        elif ref.startswith("-") and ref[1:] in self.batches:
+            kind, target = self.batches.pop(ref[1:])
+            count = self.batch_counts.pop(ref[1:], 0)
+            if kind in ("chathistory", "draft/chathistory") and target:
+                window = self.window(target)
+                if window is not None:
+                    changes.histories.append((window.key, count))
+
+    def _on_tagmsg(self, line: Line, now: float, changes: Changes) -> None:
+        typing = line.tags.get("+typing") if line.tags else None
+        if not typing or not line.params or self._me(line.nick):
+            return
+        target = line.params[0]
+        window = self.window(target) if self.is_channel(target) else self.window(line.nick or "")
+        if window is not None and line.nick:
+            changes.typing.append((window.key, line.nick, typing))
+
+    def _on_away(self, line: Line, now: float, changes: Changes) -> None:
+        if line.nick is None:
+            return
+        away = bool(line.params and line.params[0])
+        key = self._member_key(line.nick)
+        for window in self.windows.values():
+            member = window.members.get(key)
+            if member is not None and member.away != away:
+                member.away = away
+                changes.members.add(window.key)
+
+    def _on_account(self, line: Line, now: float, changes: Changes) -> None:
+        if line.nick is None or not line.params:
+            return
+        account = None if line.params[0] == "*" else line.params[0]
+        key = self._member_key(line.nick)
+        for window in self.windows.values():
+            member = window.members.get(key)
+            if member is not None:
+                member.account = account
+                changes.members.add(window.key)
+
+    def _on_markread(self, line: Line, now: float, changes: Changes) -> None:
+        if len(line.params) < 2 or not line.params[1].startswith("timestamp="):
+            return
+        window = self.window(line.params[0])
+        stamp = parse_server_time(line.params[1].partition("=")[2])
+        if window is not None and stamp is not None:
+            window.read_marker = max(stamp, window.read_marker or 0.0)
+
+    def _on_fail(self, line: Line, now: float, changes: Changes, kind: str = ERROR) -> None:
+        text = line.params[-1] if line.params else "failed"
+        command = line.params[0] if line.params else ""
+        window = self.windows.get(self.current, self.windows[SERVER])
+        self.add(changes, window, Entry(now, kind, f"{command}: {text}" if command else text))
+
+    def _on_warn(self, line: Line, now: float, changes: Changes) -> None:
+        self._on_fail(line, now, changes, INFO)
+
+    def _on_note(self, line: Line, now: float, changes: Changes) -> None:
+        self._on_fail(line, now, changes, INFO)
+
+    def _on_register(self, line: Line, now: float, changes: Changes) -> None:
+        if len(line.params) >= 2 and line.params[0] == "SUCCESS":
+            text = f"account {line.params[1]} registered; you are logged in"
+            window = self.windows.get(self.current, self.windows[SERVER])
+            self.add(changes, window, Entry(now, INFO, text))
 
     def _on_privmsg(self, line: Line, now: float, changes: Changes, kind: str = MESSAGE) -> None:
         if len(line.params) < 2:
@@ -245,8 +412,23 @@ class ClientState:
             window = self.windows[SERVER]  # a server notice
         else:
             window = self.open(nick, changes)
+        history = self._batch is not None
+        if own and not history and self._settle_echo(window, text, line, changes):
+            return
         mention = not own and bool(self._mention.search(text))
-        self.add(changes, window, Entry(now, kind, text, nick=nick, own=own, mention=mention))
+        msgid = line.tags.get("msgid") if line.tags else None
+        entry = Entry(now, kind, text, nick=nick, own=own, mention=mention, msgid=msgid)
+        entry.history = history
+        if history and self._batch is not None:
+            self.batch_counts[self._batch] = self.batch_counts.get(self._batch, 0) + 1
+        self.add(changes, window, entry)
+
+    def _settle_echo(self, window: Window, text: str, line: Line, changes: Changes) -> bool:
+        """echo-message without labels: our oldest pending message with this text is the one."""
+        for label, (pending_window, entry) in self.pending.items():
+            if pending_window is window and entry.text == text:
+                return self._settle(label, line, changes)
+        return False
 
     def _on_notice(self, line: Line, now: float, changes: Changes) -> None:
         self._on_privmsg(line, now, changes, NOTICE)
@@ -260,7 +442,10 @@ class ClientState:
             window.members.clear()
             changes.windows = True
             changes.joined.append(window.key)
-        window.members[self._member_key(line.nick)] = Member(line.nick)
+        member = Member(line.nick)
+        if len(line.params) >= 3 and line.params[1] != "*":  # extended-join: the account
+            member.account = line.params[1]
+        window.members[self._member_key(line.nick)] = member
         changes.members.add(window.key)
         self.add(
             changes, window, Entry(now, EVENT, f"{line.nick} ({self._userhost(line)}) has joined")

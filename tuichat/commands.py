@@ -83,6 +83,7 @@ HELP: dict[str, tuple[str, str]] = {
     "close": ("/close", "close this window (leaves the channel)"),
     "clear": ("/clear", "clear this window's log"),
     "quote": ("/quote RAW LINE", "send a raw IRC line"),
+    "register": ("/register PASSWORD", "register your nick as an account (log in with --password)"),
     "help": ("/help [command]", "this help"),
     "quit": ("/quit [reason]", "leave the server and exit"),
 }
@@ -213,6 +214,10 @@ def interpret(text: str, window: Window, chantypes: str = "#&") -> list[Action]:
         return [CloseWindow()]
     if command == "clear":
         return [ClearWindow()]
+    if command == "register":
+        if len(args) != 1:
+            return _need(HELP["register"][0])
+        return [Send(Line("REGISTER", ("*", "*", args[0])))]
     if command in ("quote", "raw"):
         if not rest:
             return _need(HELP["quote"][0])

@@ -18,6 +18,7 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tuichat.net.protocol import Line, LineBuffer, ParseError, TooLong, parse
@@ -259,8 +260,12 @@ def _raise_fd_limit() -> None:
 class Server:
     """A running tuichat server. `start()` returns once it listens; `stop()` ends it."""
 
-    def __init__(self, config: ServerConfig | None = None) -> None:
+    def __init__(
+        self, config: ServerConfig | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.config = config or ServerConfig()
+        # the wall clock the state sees (tests fix it to keep times on screen stable)
+        self.clock = clock
         self.store = Store(self.config.db) if self.config.db else None
         self.state = State(self.config.state, self.store)
         self.lock = threading.Lock()
@@ -288,7 +293,7 @@ class Server:
     def start(self) -> None:
         _raise_fd_limit()
         if self.store is not None:
-            self._prune(time.time())
+            self._prune(self.clock())
             log.info("history and accounts in %s", self.store.path)
         listener = _listen(self.config.host, self.config.port)
         listener.setblocking(False)
@@ -360,7 +365,7 @@ class Server:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         host = address[0]
         conn = Connection(sock, f"{host}:{address[1]}", self)
-        user = User(conn, host, time.time())
+        user = User(conn, host, self.clock())
         conn.user = user
         with self.lock:
             self.state.connect(user)
@@ -398,7 +403,7 @@ class Server:
                 # message before their own JOIN or after their own PART.
                 with self.lock:
                     try:
-                        now = time.time()
+                        now = self.clock()
                         for item in buffer.feed(data):
                             if user.gone:
                                 break
@@ -428,7 +433,7 @@ class Server:
     def _finish(self, conn: Connection, user: User, reason: str) -> None:
         out = Outbox()
         with self.lock:
-            self.state.disconnect(user, reason, time.time(), out)
+            self.state.disconnect(user, reason, self.clock(), out)
             self._connections.discard(conn)
             self.dispatch(out)
         self.writer.retire(conn)
@@ -454,7 +459,7 @@ class Server:
                 result = job()
                 follow = Outbox()
                 with self.lock:
-                    then(result, time.time(), follow)
+                    then(result, self.clock(), follow)
                     self.dispatch(follow)
                 out.deferred.extend(follow.deferred)
 
@@ -468,7 +473,7 @@ class Server:
         next_prune = 0.0
         while not self._stopping.wait(interval):
             out = Outbox()
-            now = time.time()
+            now = self.clock()
             with self.lock:
                 self.state.tick(now, out)
                 self.dispatch(out)

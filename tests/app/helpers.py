@@ -294,7 +294,7 @@ class Servers:
         self.started: list[Server] = []
 
     def start(self, port: int = 0) -> Server:
-        server = Server(ServerConfig(host=HOST, port=port))
+        server = Server(ServerConfig(host=HOST, port=port), clock=fixed_clock)
         server.start()
         self.started.append(server)
         return server

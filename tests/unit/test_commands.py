@@ -165,6 +165,10 @@ CASES: list[tuple[str, str, list[Action]]] = [
     ("/clear", "channel", [ClearWindow()]),
     ("/clear", "server", [ClearWindow()]),
     ("/clear all", "query", [ClearWindow()]),
+    # register
+    ("/register hunter2hunter2", "server", [Send(Line("REGISTER", ("*", "*", "hunter2hunter2")))]),
+    ("/register", "channel", usage("register")),
+    ("/register two words", "channel", usage("register")),
     # quote (and /raw)
     ("/quote PRIVMSG #chan :raw  text", "server", [Send("PRIVMSG #chan :raw  text")]),
     ("/raw WHO #chan", "channel", [Send("WHO #chan")]),

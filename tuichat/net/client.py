@@ -9,6 +9,7 @@ within a second even while the thread is blocked in `recv()`.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import random
 import socket
@@ -23,6 +24,24 @@ DEFAULT_PORT = 6667
 LAG_INTERVAL = 30.0  # seconds between lag probes
 LAG_TIMEOUT = 90.0  # a probe unanswered this long means the connection is dead
 LAG_TOKEN = "tuichat-lag-"
+# the capabilities tuichat asks for when the server offers them
+WANTED_CAPS = (
+    "message-tags",
+    "server-time",
+    "echo-message",
+    "batch",
+    "labeled-response",
+    "draft/chathistory",
+    "chathistory",
+    "away-notify",
+    "account-notify",
+    "extended-join",
+    "multi-prefix",
+    "invite-notify",
+    "setname",
+    "draft/read-marker",
+)
+SASL_NUMERICS = frozenset({"900", "903", "904", "905", "906", "907", "908"})
 
 
 @dataclass
@@ -32,7 +51,8 @@ class ClientConfig:
     nick: str = "guest"
     username: str = "tuichat"
     realname: str = "tuichat user"
-    password: str | None = None
+    password: str | None = None  # sent as PASS, and used for SASL PLAIN when the server offers it
+    account: str | None = None  # the SASL account (default: the nick)
     connect_timeout: float = 10.0
     backoff_min: float = 1.0
     backoff_max: float = 60.0
@@ -58,6 +78,7 @@ class Connected:
 @dataclass(frozen=True)
 class Registered:
     nick: str
+    caps: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -119,6 +140,9 @@ class Client:
         self._give_up: str | None = None
         self._error: str | None = None
         self._next_probe = 0.0
+        self.caps: frozenset[str] = frozenset()
+        self._offered: dict[str, str] = {}
+        self._cap_done = False
 
     @property
     def connected(self) -> bool:
@@ -217,6 +241,12 @@ class Client:
         self.nick = c.nick
         self._lag_sent = None
         self._error = None
+        self.caps = frozenset()
+        self._offered = {}
+        self._cap_done = False
+        # CAP LS first: a server that knows CAP holds registration until CAP END; one that does
+        # not answers 421 and registers us with the NICK and USER that follow
+        self.send(Line("CAP", ("LS", "302")))
         if c.password:
             self.send(Line("PASS", (c.password,)))
         self.send(Line("NICK", (self.nick,)))
@@ -274,6 +304,60 @@ class Client:
         if lines:
             self._emit(LinesReceived(lines))
 
+    def _cap(self, line: Line) -> None:
+        """CAP negotiation: ask for what tuichat understands, log in with SASL if we can."""
+        sub = line.params[1].upper()
+        if sub == "LS":
+            more = len(line.params) > 3 and line.params[2] == "*"
+            for item in line.params[-1].split():
+                name, _, value = item.partition("=")
+                self._offered[name] = value
+            if more:
+                return
+            wanted = [name for name in WANTED_CAPS if name in self._offered]
+            if "draft/chathistory" in wanted and "chathistory" in wanted:
+                wanted.remove("draft/chathistory")
+            sasl = self._offered.get("sasl")
+            if (
+                self.config.password
+                and sasl is not None
+                and "PLAIN" in (sasl or "PLAIN").split(",")
+            ):
+                wanted.append("sasl")
+            if wanted:
+                self.send(Line("CAP", ("REQ", " ".join(wanted))))
+            else:
+                self._end_cap()
+        elif sub == "ACK":
+            self.caps = self.caps | frozenset(line.params[-1].split())
+            if "sasl" in self.caps and not self._registered:
+                self.send(Line("AUTHENTICATE", ("PLAIN",)))
+            else:
+                self._end_cap()
+        elif sub == "NAK":
+            self._end_cap()
+
+    def _end_cap(self) -> None:
+        if not self._cap_done:
+            self._cap_done = True
+            self.send(Line("CAP", ("END",)))
+
+    def _sasl(self, line: Line) -> None:
+        if line.command == "AUTHENTICATE":
+            if line.params and line.params[0] == "+":
+                account = self.config.account or self.config.nick
+                password = self.config.password or ""
+                token = f"{account}\0{account}\0{password}".encode()
+                encoded = base64.b64encode(token).decode()
+                for start in range(0, len(encoded), 400):
+                    self.send(Line("AUTHENTICATE", (encoded[start : start + 400],)))
+                if len(encoded) % 400 == 0:
+                    self.send(Line("AUTHENTICATE", ("+",)))
+            return
+        # 900 logged in, 903 success, 904-908 failures: registration goes on either way
+        if line.command in ("903", "904", "905", "906", "907"):
+            self._end_cap()
+
     def _handle(self, line: Line) -> bool:
         """React to what the connection itself must handle; True to pass the line on."""
         command = line.command
@@ -285,12 +369,19 @@ class Client:
                 self._emit(LagMeasured(time.monotonic() - self._lag_sent))
                 self._lag_sent = None
             return False
+        if command == "CAP" and len(line.params) >= 3:
+            self._cap(line)
+            return False
+        if command == "AUTHENTICATE" or (command in SASL_NUMERICS and not self._registered):
+            self._sasl(line)
+            return command != "AUTHENTICATE"
         if command == "001":
             self._registered = True
+            self._cap_done = True
             self._next_probe = 0.0  # measure lag right away
             if line.params:
                 self.nick = line.params[0]
-            self._emit(Registered(self.nick))
+            self._emit(Registered(self.nick, self.caps))
         elif not self._registered and command in ("432", "433", "436", "437"):
             old = self.nick
             if command == "432":

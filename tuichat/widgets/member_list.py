@@ -25,6 +25,8 @@ class MemberList(OptionList):
                 member.prefix or " ", style="bold green" if member.prefix == "@" else "bold"
             )
             label.append(nick, style="dim" if member.away else nick_colour(nick))
+            if member.account is not None:
+                label.append(" ✓", style="dim green")  # logged in to an account
             options.append(Option(label, id=nick))
         self.set_options(options)
         count = len(members)
