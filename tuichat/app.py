@@ -123,14 +123,14 @@ class TuichatApp(App[None]):
             self.state.quiet_who.add(key)
             self.client.send(Line("WHO", (name,)))
             self._fetch_history(key)
-        for key, count in changes.histories:
-            self._history_done(key, count)
         for key, nick, typing in changes.typing:
             self._typing_seen(key, nick, typing)
         for window, entry in changes.entries:
             if entry.kind in ("message", "action") and entry.nick and not entry.history:
                 self.typers.get(window.key, {}).pop(casefold(entry.nick), None)
         self._apply(changes)
+        for key, count in changes.histories:  # after the entries: the marker goes below them
+            self._history_done(key, count)
         if any(window.key == self.state.current for window, _ in changes.entries):
             self._mark_read_soon()
 

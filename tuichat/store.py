@@ -94,15 +94,13 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
-        self._in_tx = False
+        self._pending: list[tuple[object, ...]] = []
         self._prefix = secrets.token_hex(3)
         self._counter = 0
 
     def close(self) -> None:
+        self.commit()
         with self._lock:
-            if self._in_tx:
-                self._db.execute("COMMIT")
-                self._in_tx = False
             self._db.close()
 
     # -- writing ----------------------------------------------------------------------------------
@@ -113,36 +111,42 @@ class Store:
         return f"{self._prefix}{self._counter:x}"
 
     def add(self, message: Message) -> None:
-        """Add a message to the open transaction (committed by `commit`)."""
-        with self._lock:
-            if not self._in_tx:
-                self._db.execute("BEGIN")
-                self._in_tx = True
-            self._db.execute(
-                "INSERT INTO messages (msgid, time, key, target, source, account, command, text, "
-                "tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    message.msgid,
-                    message.time,
-                    message.key,
-                    message.target,
-                    message.source,
-                    message.account,
-                    message.command,
-                    message.text,
-                    json.dumps(message.tags) if message.tags else None,
-                ),
+        """Queue a message for the next `commit` (readers see it at once)."""
+        self._pending.append(
+            (
+                message.msgid,
+                message.time,
+                message.key,
+                message.target,
+                message.source,
+                message.account,
+                message.command,
+                message.text,
+                json.dumps(message.tags) if message.tags else None,
             )
+        )
 
     def commit(self) -> None:
-        """Make what was added durable. The server calls it before delivering."""
+        """Write what was added, in one transaction. The server calls it before delivering."""
+        if not self._pending:
+            return
+        rows, self._pending = self._pending, []
         with self._lock:
-            if self._in_tx:
-                self._db.execute("COMMIT")
-                self._in_tx = False
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT INTO messages (msgid, time, key, target, source, account, command, "
+                    "text, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def prune(self, before_ms: int) -> int:
         """Delete messages older than `before_ms`; return how many."""
+        self.commit()
         with self._lock:
             cursor = self._db.execute("DELETE FROM messages WHERE time < ?", (before_ms,))
             return cursor.rowcount
@@ -150,6 +154,7 @@ class Store:
     # -- reading ----------------------------------------------------------------------------------
 
     def _rows(self, sql: str, args: tuple[object, ...]) -> list[Message]:
+        self.commit()  # a reader sees what was added, even before the server commits
         with self._lock:
             rows = self._db.execute(
                 "SELECT msgid, time, key, target, source, account, command, text, tags "
@@ -165,6 +170,7 @@ class Store:
 
     def find(self, msgid: str) -> tuple[Message, int] | None:
         """A message and its sequence number, by msgid."""
+        self.commit()
         with self._lock:
             row = self._db.execute("SELECT seq FROM messages WHERE msgid = ?", (msgid,)).fetchone()
         if row is None:
@@ -174,6 +180,7 @@ class Store:
 
     def query_seq(self, seq: int) -> int | None:
         """The time of the message with sequence number `seq`."""
+        self.commit()
         with self._lock:
             row = self._db.execute("SELECT time FROM messages WHERE seq = ?", (seq,)).fetchone()
         return int(row[0]) if row else None
@@ -210,6 +217,7 @@ class Store:
     ) -> list[tuple[str, str, int]]:
         """(key, a target name, latest time) of conversations with messages between two times:
         the given channels and private conversations that include `nick` (folded)."""
+        self.commit()
         low, high = min(start, end), max(start, end)
         marks = ",".join("?" for _ in channels) or "''"
         with self._lock:
@@ -230,6 +238,7 @@ class Store:
         return result
 
     def count(self) -> int:
+        self.commit()
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
 
