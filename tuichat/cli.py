@@ -6,6 +6,7 @@ import argparse
 import logging
 import signal
 import sqlite3
+import ssl
 import sys
 import threading
 from collections.abc import Callable
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from tuichat.server import Server
 
 DEFAULT_PORT = 6667
+DEFAULT_TLS_PORT = 6697
 
 
 def default_db_path() -> Path:
@@ -88,8 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
     )
     serve.add_argument(
-        "--port", type=_port, default=DEFAULT_PORT, help="port (default: 6667; 0 picks one)"
+        "--port",
+        type=_port,
+        default=None,
+        help="plain port (default: 6667; with TLS on, none unless given; 0 picks one)",
     )
+    serve.add_argument(
+        "--tls", action="store_true", help="listen with TLS (on --tls-port, default 6697)"
+    )
+    serve.add_argument(
+        "--tls-port", type=_port, default=None, metavar="N", help="TLS port (implies --tls)"
+    )
+    serve.add_argument("--tls-cert", type=Path, metavar="FILE", help="TLS certificate chain (PEM)")
+    serve.add_argument("--tls-key", type=Path, metavar="FILE", help="its private key (PEM)")
     serve.add_argument(
         "--server-name", default="tuichat", help="the server's name (default: tuichat)"
     )
@@ -194,6 +207,26 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, metavar="FILE", help="config file to read")
 
 
+def _tls_files(args: argparse.Namespace) -> tuple[Path, Path]:
+    """The certificate and key to serve TLS with: the given ones, or a self-signed pair made on
+    the first start in the data directory and reused after."""
+    from tuichat import tls
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ValueError("give both --tls-cert and --tls-key, or neither")
+    if args.tls_cert is not None:
+        for path in (args.tls_cert, args.tls_key):
+            if not path.is_file():
+                raise ValueError(f"{path} does not exist")
+        return args.tls_cert, args.tls_key
+    data = default_db_path().parent
+    cert, key = data / "tls-cert.pem", data / "tls-key.pem"
+    if not (cert.is_file() and key.is_file()):
+        tls.make_self_signed(cert, key, args.server_name)
+        print(f"tuichat: made a self-signed TLS certificate: {cert}", file=sys.stderr)
+    return cert, key
+
+
 def _fail(message: str, code: int = 2) -> int:
     print(f"tuichat: {message}", file=sys.stderr)
     return code
@@ -215,9 +248,24 @@ def serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    use_tls = args.tls or args.tls_port is not None or args.tls_cert is not None
+    port = args.port if args.port is not None or use_tls else DEFAULT_PORT
+    tls_port = (
+        (args.tls_port if args.tls_port is not None else DEFAULT_TLS_PORT) if use_tls else None
+    )
+    cert = key = None
+    if use_tls:
+        try:
+            cert, key = _tls_files(args)
+        except (OSError, ValueError) as error:
+            return _fail(f"TLS: {error}")
     config = ServerConfig(
         host=args.host,
-        port=args.port,
+        port=port,
+        tls_port=tls_port,
+        tls_cert=str(cert) if cert else None,
+        tls_key=str(key) if key else None,
+        sts=args.tls_cert is not None,
         sendq=args.sendq,
         db=str(db) if db is not None else None,
         history_days=args.history_days,
@@ -239,10 +287,8 @@ def serve(args: argparse.Namespace) -> int:
         server = Server(config)
     except sqlite3.Error as error:
         return _fail(f"cannot open the database {db}: {error}", 1)
-    try:
-        server.start()
-    except OSError as error:
-        return _fail(f"cannot listen on {args.host} port {args.port}: {error.strerror or error}", 1)
+    # handlers first: a signal that comes as soon as the log says "listening" still ends the
+    # server cleanly
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -250,6 +296,13 @@ def serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    try:
+        server.start()
+    except OSError as error:
+        ports = " and ".join(str(p) for p in (port, tls_port) if p is not None)
+        return _fail(f"cannot listen on {args.host} port {ports}: {error.strerror or error}", 1)
+    except ssl.SSLError as error:
+        return _fail(f"TLS: cannot use the certificate: {error}", 1)
     stop.wait()
     logging.getLogger("tuichat.server").info("shutting down")
     server.stop()

@@ -16,11 +16,13 @@ import logging
 import os
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tuichat import tls
 from tuichat.net.protocol import Line, LineBuffer, ParseError, TooLong, parse
 from tuichat.state import Config, Outbox, State, User
 from tuichat.store import Store
@@ -30,6 +32,8 @@ log = logging.getLogger("tuichat.server")
 DEFAULT_PORT = 6667
 DEFAULT_SENDQ = 1024 * 1024
 RECV_SIZE = 16384
+HANDSHAKE_TIMEOUT = 10.0
+STS_DURATION = 30 * 86400
 
 
 @dataclass
@@ -37,11 +41,59 @@ class ServerConfig:
     """Where to listen and how much to queue; `state` holds the protocol-level settings."""
 
     host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
+    port: int | None = DEFAULT_PORT  # plain listener; None for none
+    tls_port: int | None = None  # TLS listener; needs tls_cert and tls_key
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    # advertise STS (clients then insist on TLS with a certificate they can verify): only for a
+    # certificate from a CA, never for the self-signed one
+    sts: bool = False
     sendq: int = DEFAULT_SENDQ
     db: str | None = None  # SQLite file for history and accounts; None keeps no history
     history_days: float = 30.0  # 0 keeps everything
     state: Config = field(default_factory=Config)
+
+
+class TLSSession:
+    """A connection's TLS on memory buffers: the reader thread decrypts, the writer encrypts, each
+    under `lock`, which is never held across a system call (one SSL object must not be used by
+    two threads at once)."""
+
+    __slots__ = ("incoming", "lock", "obj", "outgoing")
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.obj = context.wrap_bio(self.incoming, self.outgoing, server_side=True)
+        self.lock = threading.Lock()
+
+    def encrypt(self, data: bytes | bytearray) -> bytes:
+        with self.lock:
+            if data:
+                self.obj.write(data)
+            return self.outgoing.read()
+
+    def decrypt(self, data: bytes) -> tuple[bytes, bool]:
+        """Plain text from received bytes, and whether the peer closed the TLS session."""
+        chunks: list[bytes] = []
+        closed = False
+        with self.lock:
+            self.incoming.write(data)
+            while True:
+                try:
+                    chunk = self.obj.read(65536)
+                except ssl.SSLWantReadError:
+                    break
+                except ssl.SSLZeroReturnError:
+                    closed = True
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        return b"".join(chunks), closed
+
+    def has_output(self) -> bool:
+        return self.outgoing.pending > 0
 
 
 class Connection:
@@ -63,11 +115,15 @@ class Connection:
         "closed",
         "pending",
         "watched",
+        "tls",
         "_server",
     )
 
-    def __init__(self, sock: socket.socket, address: str, server: Server) -> None:
+    def __init__(
+        self, sock: socket.socket, address: str, server: Server, tls: TLSSession | None = None
+    ) -> None:
         self.sock = sock
+        self.tls = tls
         self.fd = sock.fileno()
         self.address = address
         self._server = server
@@ -105,6 +161,14 @@ class Connection:
             self.close("Closing link (SendQ exceeded)", drop_queued=True)
         else:
             self._server.writer.schedule(self)
+
+    def kick(self) -> None:
+        """Have the writer look at this connection (TLS has bytes of its own to send)."""
+        with self.lock:
+            if self.dirty or self.closed:
+                return
+            self.dirty = True
+        self._server.writer.schedule(self)
 
     def close(self, error: str | None, *, drop_queued: bool = False) -> None:
         """Send `ERROR :error` after what is queued (or instead of it), then end the connection.
@@ -200,6 +264,13 @@ class Writer(threading.Thread):
             conn.dirty = False
             # retired before this take: nothing can be queued after it, so closing loses nothing
             retired = conn.retired
+        if conn.tls is not None:
+            try:
+                data = bytearray(conn.tls.encrypt(data))
+            except (ssl.SSLError, ValueError):
+                data = bytearray()
+                with contextlib.suppress(OSError):
+                    conn.sock.shutdown(socket.SHUT_RD)
         pending = conn.pending
         if pending is not None:
             pending += data
@@ -273,6 +344,8 @@ class Server:
         self._connections: set[Connection] = set()
         self._threads: set[threading.Thread] = set()
         self._listener: socket.socket | None = None
+        self._listeners: list[tuple[socket.socket, ssl.SSLContext | None]] = []
+        self.tls_address: tuple[str, int] = ("", 0)
         self._accepter: threading.Thread | None = None
         self._reaper: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -295,10 +368,33 @@ class Server:
         if self.store is not None:
             self._prune(self.clock())
             log.info("history and accounts in %s", self.store.path)
-        listener = _listen(self.config.host, self.config.port)
-        listener.setblocking(False)
-        self._listener = listener
-        self.address = listener.getsockname()[:2]
+        c = self.config
+        if c.port is not None:
+            listener = _listen(c.host, c.port)
+            self._listeners.append((listener, None))
+            self.address = listener.getsockname()[:2]
+            log.info("listening on %s port %d", self.address[0], self.address[1])
+        if c.tls_port is not None:
+            if not c.tls_cert or not c.tls_key:
+                raise ValueError("a TLS port needs a certificate and a key")
+            context = tls.server_context(c.tls_cert, c.tls_key)
+            listener = _listen(c.host, c.tls_port)
+            self._listeners.append((listener, context))
+            self.tls_address = listener.getsockname()[:2]
+            log.info(
+                "listening with TLS on %s port %d, certificate SHA-256 %s",
+                self.tls_address[0],
+                self.tls_address[1],
+                tls.certificate_fingerprint(c.tls_cert),
+            )
+            if c.sts:
+                self.state.sts_port = self.tls_address[1]
+                self.state.sts_duration = STS_DURATION
+        if not self._listeners:
+            raise ValueError("nothing to listen on: give a port or a TLS port")
+        for listener, _ in self._listeners:
+            listener.setblocking(False)
+        self._listener = self._listeners[0][0]
         self.writer.start()
         self._accepter = threading.Thread(
             target=self._accept_loop, name="tuichat-accept", daemon=True
@@ -306,7 +402,6 @@ class Server:
         self._accepter.start()
         self._reaper = threading.Thread(target=self._reap_loop, name="tuichat-reaper", daemon=True)
         self._reaper.start()
-        log.info("listening on %s port %d", self.address[0], self.address[1])
 
     def stop(self, message: str = "Server shutting down", timeout: float = 1.5) -> None:
         """Tell every client, close everything, and return within about `timeout` seconds."""
@@ -339,33 +434,44 @@ class Server:
     # -- accepting --------------------------------------------------------------------------------
 
     def _accept_loop(self) -> None:
-        listener = self._listener
-        assert listener is not None
         with selectors.DefaultSelector() as selector:
-            selector.register(listener, selectors.EVENT_READ)
+            for listener, context in self._listeners:
+                selector.register(listener, selectors.EVENT_READ, context)
             selector.register(self._wake_r, selectors.EVENT_READ)
             while not self._stopping.is_set():
-                selector.select()
-                while not self._stopping.is_set():
-                    try:
-                        sock, address = listener.accept()
-                    except BlockingIOError:
-                        break
-                    except OSError as error:
-                        # out of file descriptors, for example: say so and let others leave first
-                        log.error("accept failed: %s", error)
-                        self._stopping.wait(0.1)
-                        break
-                    self._start_client(sock, address)
-        listener.close()
+                for key, _ in selector.select():
+                    if key.fd == self._wake_r:
+                        continue
+                    ready = key.fileobj
+                    assert isinstance(ready, socket.socket)
+                    self._accept_all(ready, key.data)
+        for listener, _ in self._listeners:
+            listener.close()
 
-    def _start_client(self, sock: socket.socket, address: tuple[str, int]) -> None:
+    def _accept_all(self, listener: socket.socket, context: ssl.SSLContext | None) -> None:
+        while not self._stopping.is_set():
+            try:
+                sock, address = listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as error:
+                # out of file descriptors, for example: say so and let others leave first
+                log.error("accept failed: %s", error)
+                self._stopping.wait(0.1)
+                return
+            self._start_client(sock, address, context)
+
+    def _start_client(
+        self, sock: socket.socket, address: tuple[str, int], context: ssl.SSLContext | None
+    ) -> None:
         sock.setblocking(True)
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         host = address[0]
-        conn = Connection(sock, f"{host}:{address[1]}", self)
+        session = TLSSession(context) if context is not None else None
+        conn = Connection(sock, f"{host}:{address[1]}", self, session)
         user = User(conn, host, self.clock())
+        user.tls = session is not None
         conn.user = user
         with self.lock:
             self.state.connect(user)
@@ -387,7 +493,11 @@ class Server:
         state = self.state
         reason = "Remote host closed the connection"
         debug = log.isEnabledFor(logging.DEBUG)
+        session = conn.tls
         try:
+            if session is not None and not self._handshake(conn, session):
+                reason = "TLS handshake failed"
+                return
             while not conn.closing:
                 try:
                     data = conn.sock.recv(RECV_SIZE)
@@ -396,6 +506,18 @@ class Server:
                     break
                 if not data:
                     break
+                if session is not None:
+                    try:
+                        data, ended = session.decrypt(data)
+                    except ssl.SSLError as error:
+                        reason = f"TLS error: {error.reason or error}"
+                        break
+                    if session.has_output():
+                        conn.kick()
+                    if ended:
+                        break
+                    if not data:
+                        continue
                 registered = user.registered
                 out = Outbox()
                 # Delivering (appending to buffers, no system call) under the state lock keeps
@@ -429,6 +551,40 @@ class Server:
             reason = "Internal error"
         finally:
             self._finish(conn, user, conn.close_reason or reason)
+
+    def _handshake(self, conn: Connection, session: TLSSession) -> bool:
+        """The TLS handshake, in the client's own thread, within HANDSHAKE_TIMEOUT seconds."""
+        sock = conn.sock
+        deadline = time.monotonic() + HANDSHAKE_TIMEOUT
+        try:
+            while True:
+                with session.lock:
+                    try:
+                        session.obj.do_handshake()
+                        done = True
+                    except ssl.SSLWantReadError:
+                        done = False
+                    output = session.outgoing.read()
+                if output:
+                    sock.settimeout(max(0.1, deadline - time.monotonic()))
+                    sock.sendall(output)
+                if done:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or conn.closing:
+                    return False
+                sock.settimeout(remaining)
+                data = sock.recv(RECV_SIZE)
+                if not data:
+                    return False
+                with session.lock:
+                    session.incoming.write(data)
+        except (OSError, ssl.SSLError) as error:
+            log.info("TLS handshake with %s failed: %s", conn.address, error)
+            return False
+        finally:
+            with contextlib.suppress(OSError):
+                sock.settimeout(None)
 
     def _finish(self, conn: Connection, user: User, reason: str) -> None:
         out = Outbox()

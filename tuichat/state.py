@@ -541,6 +541,8 @@ class State:
             self.capabilities["draft/chathistory"] = None
             self.capabilities["chathistory"] = None
         self._batches = itertools.count(1)
+        self.sts_port: int | None = None  # the TLS port, advertised with STS when set
+        self.sts_duration = 0  # seconds clients keep the policy; 0: not on TLS connections
         self.clients: set[User] = set()
         self.nicks: dict[str, User] = {}
         self.channels: dict[str, Channel] = {}
@@ -768,9 +770,16 @@ class State:
             if version.isdigit() and int(version) >= 302:
                 user.cap302 = True
                 user.caps.add("cap-notify")
+            offered = dict(self.capabilities)
+            if self.sts_port is not None:
+                # plain connections: upgrade to the TLS port; TLS ones: keep to it (real certs)
+                if not user.tls:
+                    offered["sts"] = f"port={self.sts_port}"
+                elif self.sts_duration:
+                    offered["sts"] = f"duration={self.sts_duration}"
             caps = [
                 f"{name}={value}" if value and user.cap302 else name
-                for name, value in sorted(self.capabilities.items())
+                for name, value in sorted(offered.items())
             ]
             chunks = _chunks(caps, len(f":{server} CAP {nick} LS * :"), 510)
             for i, chunk in enumerate(chunks):
