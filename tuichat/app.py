@@ -23,6 +23,7 @@ from tuichat.net import client as net
 from tuichat.net.protocol import Line, casefold
 from tuichat.text import plain, render
 from tuichat.widgets import ChatLog, InputLine, MemberList, WindowList
+from tuichat.widgets.trust_dialog import TrustDialog
 
 
 class TuichatApp(App[None]):
@@ -164,6 +165,12 @@ class TuichatApp(App[None]):
                     self._fetch_history(key)
         elif isinstance(event, net.LagMeasured):
             self.lag = event.seconds
+        elif isinstance(event, net.TrustQuestion):
+            self.connection = "waiting for you to trust the certificate"
+            self.push_screen(
+                TrustDialog(event.host, event.port, event.fingerprint),
+                lambda answer: self.client.trust(bool(answer)),
+            )
         elif isinstance(event, net.Disconnected):
             retry = "" if event.retry_in is None else f"; retrying in {_seconds(event.retry_in)}"
             self.connection = f"disconnected{retry}"

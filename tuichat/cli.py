@@ -205,6 +205,23 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--password", metavar="PW", help="the server's password (PASS)")
     parser.add_argument("--realname", metavar="TEXT", help="your real name, shown in WHOIS")
     parser.add_argument("--config", type=Path, metavar="FILE", help="config file to read")
+    parser.add_argument("--tls", action="store_true", help="connect with TLS (default port 6697)")
+    parser.add_argument(
+        "--fingerprint",
+        metavar="SHA256",
+        help="trust the server certificate with this SHA-256 fingerprint (implies --tls)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="TLS without checking the certificate: UNSAFE, anyone can read along (tests only)",
+    )
+    parser.add_argument(
+        "--tls-client-cert",
+        type=Path,
+        metavar="FILE",
+        help="a client certificate with its key (PEM)",
+    )
 
 
 def _tls_files(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -296,6 +313,8 @@ def serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    if hasattr(signal, "SIGHUP"):  # its terminal closed: end as cleanly as on SIGTERM
+        signal.signal(signal.SIGHUP, on_signal)
     try:
         server.start()
     except OSError as error:
@@ -317,7 +336,9 @@ def connect(args: argparse.Namespace, *, embedded: bool = False) -> int:
         if embedded:
             nick, host, port = None, settings.host, settings.port
         else:
-            nick, host, port = cfg.parse_target(args.target)
+            use_tls = args.tls or args.fingerprint is not None or args.insecure
+            default = DEFAULT_TLS_PORT if use_tls else DEFAULT_PORT
+            nick, host, port = cfg.parse_target(args.target, default)
         nick = nick or settings.nick or cfg.default_nick()
         channels = args.channel or settings.channels or ["#general"]
         channels = [name if name[:1] in "#&" else "#" + name for name in channels]
@@ -337,7 +358,14 @@ def connect(args: argparse.Namespace, *, embedded: bool = False) -> int:
         username=cfg.default_username(),
         realname=args.realname or settings.realname or nick,
         password=args.password or settings.password,
+        tls=args.tls or args.fingerprint is not None or args.insecure,
+        fingerprint=args.fingerprint,
+        insecure=args.insecure,
+        known_servers=str(default_db_path().parent / "known_servers"),
+        client_cert=str(args.tls_client_cert) if args.tls_client_cert else None,
     )
+    if config.insecure:
+        greeting.append("--insecure: the server's certificate is NOT checked; do not trust this.")
     app = TuichatApp(config, channels=channels, greeting=greeting)
     if settings.theme is not None:
         if settings.theme not in app.available_themes:

@@ -82,7 +82,7 @@ def load(path: Path | None = None) -> Settings:
     return settings
 
 
-def parse_target(text: str) -> tuple[str | None, str, int]:
+def parse_target(text: str, default_port: int = DEFAULT_PORT) -> tuple[str | None, str, int]:
     """`alice@host:6667`, `host`, `alice@[::1]:6667`, `::1` -> (nick or None, host, port)."""
     nick: str | None = None
     rest = text.strip()
@@ -108,7 +108,7 @@ def parse_target(text: str) -> tuple[str | None, str, int]:
         host = rest  # a name, an IPv4 address, or a bare IPv6 address
     if not host:
         raise ConfigError(f"{text!r}: no host given")
-    port = DEFAULT_PORT
+    port = default_port
     if port_text or rest.endswith(":"):
         if not re.fullmatch(r"[0-9]{1,5}", port_text) or not 0 < int(port_text) < 65536:
             raise ConfigError(f"{text!r}: {port_text!r} is not a port number")

@@ -12,6 +12,8 @@ import ipaddress
 import os
 import socket
 import ssl
+import threading
+import time
 from pathlib import Path
 
 
@@ -78,3 +80,118 @@ def server_context(cert_file: str | Path, key_file: str | Path) -> ssl.SSLContex
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(str(cert_file), str(key_file))
     return context
+
+
+class KnownServers:
+    """The fingerprints this user has trusted, like ssh's known_hosts: `host:port FINGERPRINT`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _entries(self) -> dict[str, str]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        entries: dict[str, str] = {}
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and not line.startswith("#"):
+                entries[parts[0]] = parts[1]
+        return entries
+
+    def get(self, host: str, port: int) -> str | None:
+        return self._entries().get(f"{host.lower()}:{port}")
+
+    def add(self, host: str, port: int, fp: str) -> None:
+        entries = self._entries()
+        entries[f"{host.lower()}:{port}"] = fp
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lines = [f"{server} {value}" for server, value in sorted(entries.items())]
+        self.path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+class SecureSocket:
+    """TLS over a connected socket, on memory buffers: one thread receives, any thread sends.
+
+    One SSL object must not be used by two threads at once; here it is only touched under
+    `_tls`, and the socket's system calls happen outside it (sends in order under `_send`)."""
+
+    def __init__(self, sock: socket.socket, context: ssl.SSLContext, hostname: str | None) -> None:
+        self.sock = sock
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._obj = context.wrap_bio(self._incoming, self._outgoing, server_hostname=hostname)
+        self._tls = threading.Lock()
+        self._send = threading.Lock()
+
+    def handshake(self, timeout: float) -> None:
+        """Raises ssl.SSLError (ssl.SSLCertVerificationError when the certificate is refused)."""
+        deadline = time.monotonic() + timeout
+        self.sock.settimeout(timeout)
+        while True:
+            with self._tls:
+                try:
+                    self._obj.do_handshake()
+                    done = True
+                except ssl.SSLWantReadError:
+                    done = False
+            self._flush()
+            if done:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("TLS handshake timed out")
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionResetError("the server closed the connection during TLS")
+            with self._tls:
+                self._incoming.write(data)
+
+    def peer_certificate(self) -> bytes | None:
+        with self._tls:
+            return self._obj.getpeercert(binary_form=True)
+
+    def _flush(self) -> None:
+        with self._send:
+            with self._tls:
+                data = self._outgoing.read()
+            if data:
+                self.sock.sendall(data)
+
+    def sendall(self, data: bytes) -> None:
+        with self._send:
+            with self._tls:
+                self._obj.write(data)
+                out = self._outgoing.read()
+            self.sock.sendall(out)
+
+    def recv(self, size: int) -> bytes:
+        while True:
+            with self._tls:
+                try:
+                    return self._obj.read(size)
+                except ssl.SSLWantReadError:
+                    pass
+                except ssl.SSLZeroReturnError:
+                    return b""
+                pending = self._outgoing.pending
+            if pending:
+                self._flush()
+            data = self.sock.recv(65536)
+            if not data:
+                return b""
+            with self._tls:
+                self._incoming.write(data)
+
+    # the rest is the plain socket's
+    def settimeout(self, value: float | None) -> None:
+        self.sock.settimeout(value)
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        self.sock.setsockopt(level, option, value)
+
+    def shutdown(self, how: int) -> None:
+        self.sock.shutdown(how)
+
+    def close(self) -> None:
+        self.sock.close()

@@ -13,11 +13,14 @@ import base64
 import contextlib
 import random
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from tuichat import tls
 from tuichat.net.protocol import Line, LineBuffer, ParseError, TooLong, parse
 
 DEFAULT_PORT = 6667
@@ -53,6 +56,11 @@ class ClientConfig:
     realname: str = "tuichat user"
     password: str | None = None  # sent as PASS, and used for SASL PLAIN when the server offers it
     account: str | None = None  # the SASL account (default: the nick)
+    tls: bool = False
+    fingerprint: str | None = None  # the server certificate's SHA-256, pinned
+    insecure: bool = False  # TLS without checking the certificate at all (tests)
+    known_servers: str | None = None  # file of trusted fingerprints (trust on first use)
+    client_cert: str | None = None  # PEM with the certificate and its key
     connect_timeout: float = 10.0
     backoff_min: float = 1.0
     backoff_max: float = 60.0
@@ -101,6 +109,15 @@ class LagMeasured:
 
 
 @dataclass(frozen=True)
+class TrustQuestion:
+    """A self-signed server certificate seen for the first time: answer with `trust()`."""
+
+    host: str
+    port: int
+    fingerprint: str
+
+
+@dataclass(frozen=True)
 class Disconnected:
     """The connection ended. `retry_in` is None when no reconnect follows."""
 
@@ -109,8 +126,19 @@ class Disconnected:
 
 
 ClientEvent = (
-    Connecting | Connected | Registered | LinesReceived | NickFallback | LagMeasured | Disconnected
+    Connecting
+    | Connected
+    | Registered
+    | LinesReceived
+    | NickFallback
+    | LagMeasured
+    | TrustQuestion
+    | Disconnected
 )
+
+
+class TrustRefused(Exception):
+    """The server's certificate is not the trusted one, or the user did not trust it."""
 
 
 def describe_error(error: OSError, host: str, port: int) -> str:
@@ -131,13 +159,15 @@ class Client:
         self.config = config
         self.nick = config.nick
         self._on_event = on_event
-        self._sock: socket.socket | None = None
+        self._sock: socket.socket | tls.SecureSocket | None = None
         self._send_lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._registered = False
         self._lag_sent: float | None = None
         self._give_up: str | None = None
+        self._trusted = False
+        self._trust_answered = threading.Event()
         self._error: str | None = None
         self._next_probe = 0.0
         self.caps: frozenset[str] = frozenset()
@@ -172,6 +202,11 @@ class Client:
                 return False
         return True
 
+    def trust(self, answer: bool) -> None:
+        """The user's answer to a TrustQuestion (from any thread)."""
+        self._trusted = answer
+        self._trust_answered.set()
+
     def quit(self, reason: str = "") -> None:
         """Send QUIT and close, without reconnecting."""
         self._stopping.set()
@@ -181,6 +216,7 @@ class Client:
     def close(self, timeout: float = 1.0) -> None:
         """Stop for good: wake the thread (even in `recv`), close the socket, join the thread."""
         self._stopping.set()
+        self._trust_answered.set()
         with self._send_lock:
             sock = self._sock
             if sock is not None:
@@ -207,9 +243,14 @@ class Client:
             attempt += 1
             self._emit(Connecting(c.host, c.port, attempt))
             try:
-                sock = socket.create_connection((c.host, c.port), timeout=c.connect_timeout)
+                sock = self._connect()
             except OSError as error:
                 reason = describe_error(error, c.host, c.port)
+            except ssl.SSLError as error:
+                reason = f"TLS failed with {c.host} port {c.port}: {error.reason or error}"
+            except TrustRefused as error:
+                reason = str(error)
+                self._give_up = reason
             else:
                 reason = self._session(sock)
                 if self._registered:
@@ -226,7 +267,65 @@ class Client:
                 self._emit(Disconnected(reason, None))
                 return
 
-    def _session(self, sock: socket.socket) -> str:
+    def _connect(self) -> socket.socket | tls.SecureSocket:
+        """A connected socket: plain, or TLS with the certificate checked (CA, pin, or TOFU)."""
+        c = self.config
+        sock = socket.create_connection((c.host, c.port), timeout=c.connect_timeout)
+        if not c.tls:
+            return sock
+        if c.insecure:
+            secure = tls.SecureSocket(sock, self._context(verify=False), c.host)
+            secure.handshake(c.connect_timeout)
+            return secure
+        if c.fingerprint is None:
+            try:
+                secure = tls.SecureSocket(sock, self._context(verify=True), c.host)
+                secure.handshake(c.connect_timeout)
+                return secure  # a certificate from a CA this system trusts
+            except ssl.SSLCertVerificationError:
+                sock.close()
+                sock = socket.create_connection((c.host, c.port), timeout=c.connect_timeout)
+        # not from a trusted CA: compare its fingerprint with the pinned or remembered one
+        secure = tls.SecureSocket(sock, self._context(verify=False), c.host)
+        secure.handshake(c.connect_timeout)
+        der = secure.peer_certificate()
+        seen = tls.fingerprint(der or b"")
+        known = tls.KnownServers(Path(c.known_servers)) if c.known_servers else None
+        expected = (
+            tls.normalize_fingerprint(c.fingerprint)
+            if c.fingerprint
+            else (known.get(c.host, c.port) if known else None)
+        )
+        if expected is not None:
+            if seen != expected:
+                secure.close()
+                raise TrustRefused(
+                    f"REFUSED: the certificate of {c.host} port {c.port} is not the one trusted "
+                    f"before. Expected SHA-256 {expected}, got {seen}. Someone may be "
+                    "impersonating the server; if its certificate really changed, remove its "
+                    f"line from {c.known_servers or 'your known servers'}."
+                )
+            return secure
+        self._trust_answered.clear()
+        self._emit(TrustQuestion(c.host, c.port, seen))
+        self._trust_answered.wait()
+        if self._stopping.is_set() or not self._trusted:
+            secure.close()
+            raise TrustRefused(f"the certificate of {c.host} port {c.port} was not trusted")
+        if known is not None:
+            known.add(c.host, c.port, seen)
+        return secure
+
+    def _context(self, verify: bool) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if not verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if self.config.client_cert:
+            context.load_cert_chain(self.config.client_cert)
+        return context
+
+    def _session(self, sock: socket.socket | tls.SecureSocket) -> str:
         """Register and read until the connection ends; return why it ended."""
         c = self.config
         sock.settimeout(LAG_INTERVAL / 3)
