@@ -72,7 +72,8 @@ class TuichatApp(App[None]):
         self._disconnect_shown = False
         self.caps: frozenset[str] = frozenset()
         self.typers: dict[str, dict[str, tuple[str, float]]] = {}  # key -> nick -> (nick, until)
-        self._fetching: dict[str, int] = {}  # key -> messages fetched so far after a reconnect
+        self._fetching: dict[str, Fetch] = {}  # windows fetching what they missed
+        self._rejoin_pending: set[str] = set()  # channels to rejoin after a reconnect
         self._disconnected_at: float | None = None
         self._labels = itertools.count(1)
         self._typing_sent = 0.0
@@ -128,10 +129,12 @@ class TuichatApp(App[None]):
             self._typing_seen(key, nick, typing)
         for window, entry in changes.entries:
             if entry.kind in ("message", "action") and entry.nick and not entry.history:
-                self.typers.get(window.key, {}).pop(casefold(entry.nick), None)
+                stopped = self.typers.get(window.key, {}).pop(casefold(entry.nick), None)
+                if stopped is not None and window.key == self.state.current:
+                    self._refresh_status()
         self._apply(changes)
-        for key, count in changes.histories:  # after the entries: the marker goes below them
-            self._history_done(key, count)
+        for key, added, received, last in changes.histories:  # the marker goes below them
+            self._history_done(key, added, received, last)
         if any(window.key == self.state.current for window, _ in changes.entries):
             self._mark_read_soon()
 
@@ -163,6 +166,7 @@ class TuichatApp(App[None]):
             for key, window in self.state.windows.items():
                 if window.kind == "query":
                     self._fetch_history(key)
+            self._maybe_reconnected()
         elif isinstance(event, net.LagMeasured):
             self.lag = event.seconds
         elif isinstance(event, net.TrustQuestion):
@@ -199,6 +203,8 @@ class TuichatApp(App[None]):
 
     def _rejoin(self) -> None:
         if self.autojoin:
+            if self._disconnected_at is not None:
+                self._rejoin_pending = {casefold(name) for name in self.autojoin}
             self.client.send(Line("JOIN", (",".join(self.autojoin),)))
         unsent, self.unsent = self.unsent, []
         for item in unsent:
@@ -237,41 +243,62 @@ class TuichatApp(App[None]):
     def _history_cap(self) -> bool:
         return bool(self.caps & {"draft/chathistory", "chathistory"})
 
+    def _page(self) -> int:
+        """Messages asked for per CHATHISTORY request: ours, or the server's limit if lower."""
+        limit = self.state.chathistory_max
+        return min(HISTORY_PAGE, limit) if limit else HISTORY_PAGE
+
     def _fetch_history(self, key: str) -> None:
         """After our JOIN (or a reconnect): the backlog, or exactly what was missed."""
         window = self.state.windows.get(key)
+        self._rejoin_pending.discard(key)
         if window is None or not self._history_cap:
+            self._maybe_reconnected()
             return
+        reconnect = self._disconnected_at is not None
         if window.last_msgid is not None:
-            self._fetching.setdefault(key, 0)
             ref = f"msgid={window.last_msgid}"
-            self.client.send(Line("CHATHISTORY", ("AFTER", window.name, ref, str(HISTORY_PAGE))))
+        elif reconnect and self.state.server_time:
+            # nothing said here before the drop: from the last time the server told us, less a
+            # second for lines stamped the same millisecond (seen ones are dropped by msgid)
+            ref = "timestamp=" + _iso(self.state.server_time - 1.0)
         else:
             self.client.send(Line("CHATHISTORY", ("LATEST", window.name, "*", str(BACKLOG))))
+            self._maybe_reconnected()
+            return
+        self._fetching[key] = Fetch(reconnect)
+        self.client.send(Line("CHATHISTORY", ("AFTER", window.name, ref, str(self._page()))))
 
-    def _history_done(self, key: str, count: int) -> None:
+    def _history_done(self, key: str, added: int, received: int, last: str | None) -> None:
         window = self.state.windows.get(key)
         if window is None:
             return
         log = self._log_for(key)
-        if key in self._fetching:
-            self._fetching[key] += count
-            if count >= HISTORY_PAGE and window.last_msgid is not None:  # there may be more
-                ref = f"msgid={window.last_msgid}"
-                self.client.send(
-                    Line("CHATHISTORY", ("AFTER", window.name, ref, str(HISTORY_PAGE)))
-                )
-                return
-            total = self._fetching.pop(key)
+        fetch = self._fetching.get(key)
+        if fetch is None:
+            if added:
+                log.add_divider("end of backlog")
+            return
+        fetch.total += added
+        if received >= self._page() and last is not None:  # a full page: there may be more
+            ref = f"msgid={last}"
+            self.client.send(Line("CHATHISTORY", ("AFTER", window.name, ref, str(self._page()))))
+            return
+        del self._fetching[key]
+        total = fetch.total
+        messages = f"{total} message{'s' if total != 1 else ''}"
+        if fetch.reconnect:
             since = self._disconnected_at or self.clock()
             span = f"{_hhmm(since)}–{_hhmm(self.clock())}"  # noqa: RUF001 (an en dash)
-            log.add_divider(
-                f"disconnected {span}, {total} message{'s' if total != 1 else ''} fetched"
-            )
-            if not self._fetching:
-                self._disconnected_at = None
-        elif count:
-            log.add_divider("end of backlog")
+            log.add_divider(f"disconnected {span}, {messages} fetched")
+        else:
+            log.add_divider(f"{messages} since you left")
+        self._maybe_reconnected()
+
+    def _maybe_reconnected(self) -> None:
+        """Once every window has fetched what it missed, the disconnect is over."""
+        if not self._fetching and not self._rejoin_pending:
+            self._disconnected_at = None
 
     def _typing_seen(self, key: str, nick: str, typing: str) -> None:
         typers = self.typers.setdefault(key, {})
@@ -560,6 +587,14 @@ class TuichatApp(App[None]):
         if event.option_id is not None and casefold(event.option_id) != casefold(self.state.nick):
             self.run_actions([commands.OpenWindow(event.option_id)])
         self.query_one("#input", InputLine).focus()
+
+
+@dataclass
+class Fetch:
+    """A window fetching what it missed, page by page."""
+
+    reconnect: bool  # after a dropped connection (else after a /part and /join)
+    total: int = 0
 
 
 @dataclass

@@ -21,6 +21,22 @@ if TYPE_CHECKING:
 
 DEFAULT_PORT = 6667
 DEFAULT_TLS_PORT = 6697
+# the abuse limits: flag, default, what it bounds (documented in SECURITY.md)
+LIMITS: list[tuple[str, float, str]] = [
+    ("--max-clients", 10000, "connections in total"),
+    ("--max-clients-per-ip", 100, "connections from one address"),
+    ("--connects-per-minute", 60, "new connections from one address in a minute"),
+    ("--flood-burst", 10, "lines a client may send at once before it is slowed"),
+    ("--flood-rate", 2, "lines a second after the burst (0: no flood control)"),
+    ("--flood-queue", 100, "lines waiting before a flooding client is cut off (Excess Flood)"),
+    ("--max-channels", 50, "channels one user may be in"),
+    ("--max-targets", 4, "targets of one PRIVMSG or NOTICE"),
+    ("--nicklen", 30, "nick length"),
+    ("--channellen", 64, "channel name length"),
+    ("--topiclen", 390, "topic length in bytes"),
+    ("--awaylen", 200, "away message length in bytes"),
+    ("--kicklen", 255, "kick reason length in bytes"),
+]
 
 
 def default_db_path() -> Path:
@@ -180,6 +196,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="close a connection that has not registered within this (default: 60)",
     )
+    limits = serve.add_argument_group("limits (0: no limit)")
+    for flag, default, help_text in LIMITS:
+        limits.add_argument(
+            flag,
+            type=_non_negative,
+            default=default,
+            metavar="N",
+            help=f"{help_text} (default: {default:g})",
+        )
     serve.add_argument(
         "--log-level",
         default="info",
@@ -283,6 +308,12 @@ def serve(args: argparse.Namespace) -> int:
         tls_cert=str(cert) if cert else None,
         tls_key=str(key) if key else None,
         sts=args.tls_cert is not None,
+        max_clients=int(args.max_clients),
+        max_per_ip=int(args.max_clients_per_ip),
+        connects_per_minute=int(args.connects_per_minute),
+        flood_burst=int(args.flood_burst) or 1,
+        flood_rate=args.flood_rate,
+        flood_queue=int(args.flood_queue) or 1_000_000,
         sendq=args.sendq,
         db=str(db) if db is not None else None,
         history_days=args.history_days,
@@ -295,6 +326,13 @@ def serve(args: argparse.Namespace) -> int:
             ping_interval=args.ping_interval,
             ping_timeout=args.ping_timeout,
             registration_timeout=args.registration_timeout,
+            chanlimit=int(args.max_channels) or 1_000_000,
+            maxtargets=int(args.max_targets) or 1000,
+            nicklen=int(args.nicklen) or 30,
+            channellen=int(args.channellen) or 64,
+            topiclen=int(args.topiclen) or 390,
+            awaylen=int(args.awaylen) or 200,
+            kicklen=int(args.kicklen) or 255,
             join_replay=max(0, args.join_replay),
             open_registration=args.open_registration,
             require_tls_auth=args.require_tls_auth,

@@ -84,7 +84,8 @@ class Changes:
     bell: bool = False  # we were mentioned or messaged privately
     updated: list[tuple[Window, Entry]] = field(default_factory=list)  # entries changed in place
     dividers: list[Entry] = field(default_factory=list)  # entries that start the unread part
-    histories: list[tuple[str, int]] = field(default_factory=list)  # (key, count) batches done
+    # history batches done: (key, messages new to us, messages received, the last one's msgid)
+    histories: list[tuple[str, int, int, str | None]] = field(default_factory=list)
     typing: list[tuple[str, str, str]] = field(default_factory=list)  # (key, nick, state)
 
     def merge(self, other: Changes) -> None:
@@ -134,7 +135,10 @@ class ClientState:
         self.names_requested: set[str] = set()  # channels whose NAMES reply the user asked for
         self.quiet_who: set[str] = set()  # channels whose WHO reply only feeds the member list
         self.batches: dict[str, tuple[str, str]] = {}  # open batches: id -> (type, target)
-        self.batch_counts: dict[str, int] = {}
+        # per open history batch: [messages received, messages new to us, last msgid]
+        self.batch_counts: dict[str, list[int | str | None]] = {}
+        self.chathistory_max = 0  # ISUPPORT CHATHISTORY: the most a request returns (0: unknown)
+        self.server_time = 0.0  # the newest server-time seen: where to fetch from after a drop
         self.pending: dict[str, tuple[Window, Entry]] = {}  # label -> our message awaiting echo
         self._time = 0.0  # the time of the line being fed (server-time, or arrival)
         self._batch: str | None = None  # the history batch the line being fed belongs to
@@ -202,10 +206,11 @@ class ClientState:
 
     # -- adding entries ---------------------------------------------------------------------------
 
-    def add(self, changes: Changes, window: Window, entry: Entry) -> None:
+    def add(self, changes: Changes, window: Window, entry: Entry) -> bool:
+        """Show `entry` in `window`; False when it was shown before (same msgid)."""
         if entry.msgid is not None:
             if entry.msgid in window.seen:
-                return  # fetched twice (history after a reconnect): shown once
+                return False  # fetched twice (history after a reconnect): shown once
             window.seen[entry.msgid] = None
             if len(window.seen) > 5000:
                 del window.seen[next(iter(window.seen))]
@@ -226,9 +231,10 @@ class ClientState:
                 window.mentioned = True
             changes.windows = True
         if entry.history:
-            return
+            return True
         if entry.mention or (window.kind == "query" and not entry.own and entry.kind in CHATTY):
             changes.bell = True
+        return True
 
     def info(self, text: str, now: float, kind: str = INFO, key: str | None = None) -> Changes:
         """A line of our own (help, errors, connection state) in a window (default: current)."""
@@ -266,11 +272,20 @@ class ClientState:
             stamp = line.tags.get("time")
             if stamp:
                 self._time = parse_server_time(stamp) or now
-            batch = line.tags.get("batch")
-            if batch in self.batches:
-                self._batch = batch
+                self.server_time = max(self.server_time, self._time)
             label = line.tags.get("label")
-            if label in self.pending and self._settle(label, line, changes):
+            batch = line.tags.get("batch")
+            if batch is not None and batch in self.batches:
+                kind, target = self.batches[batch]
+                if kind == "labeled-response":
+                    label = target  # a multi-line answer: its lines carry the batch's label
+                else:
+                    self._batch = batch  # history
+            if line.command == "BATCH" and line.params[:1] and line.params[0].startswith("+"):
+                if len(line.params) > 1 and line.params[1] == "labeled-response" and label:
+                    self.batches[line.params[0][1:]] = ("labeled-response", label)
+                    return changes
+            elif label in self.pending and self._settle(label, line, changes):
                 return changes
         handler = getattr(self, "_on_" + line.command.lower(), None)
         if handler is not None:
@@ -325,14 +340,19 @@ class ClientState:
         if ref.startswith("+") and len(line.params) >= 2:
             target = line.params[2] if len(line.params) > 2 else ""
             self.batches[ref[1:]] = (line.params[1], target)
-            self.batch_counts[ref[1:]] = 0
+            self.batch_counts[ref[1:]] = [0, 0, None]
         elif ref.startswith("-") and ref[1:] in self.batches:
             kind, target = self.batches.pop(ref[1:])
-            count = self.batch_counts.pop(ref[1:], 0)
+            if kind == "labeled-response":
+                self.pending.pop(target, None)  # answered, even if without an echo
+                return
+            received, added, last = self.batch_counts.pop(ref[1:], [0, 0, None])
             if kind in ("chathistory", "draft/chathistory") and target:
                 window = self.window(target)
                 if window is not None:
-                    changes.histories.append((window.key, count))
+                    assert isinstance(received, int) and isinstance(added, int)
+                    last_msgid = last if isinstance(last, str) else None
+                    changes.histories.append((window.key, added, received, last_msgid))
 
     def _on_tagmsg(self, line: Line, now: float, changes: Changes) -> None:
         typing = line.tags.get("+typing") if line.tags else None
@@ -419,9 +439,12 @@ class ClientState:
         msgid = line.tags.get("msgid") if line.tags else None
         entry = Entry(now, kind, text, nick=nick, own=own, mention=mention, msgid=msgid)
         entry.history = history
-        if history and self._batch is not None:
-            self.batch_counts[self._batch] = self.batch_counts.get(self._batch, 0) + 1
-        self.add(changes, window, entry)
+        added = self.add(changes, window, entry)
+        counts = self.batch_counts.get(self._batch or "")
+        if history and counts is not None:
+            counts[0] = int(counts[0] or 0) + 1
+            counts[1] = int(counts[1] or 0) + int(added)
+            counts[2] = msgid or counts[2]
 
     def _settle_echo(self, window: Window, text: str, line: Line, changes: Changes) -> bool:
         """echo-message without labels: our oldest pending message with this text is the one."""
@@ -680,6 +703,8 @@ class ClientState:
                     self.prefixes = dict(zip(modes, chars, strict=True))
             elif key == "CHANTYPES" and value:
                 self.chantypes = value
+            elif key == "CHATHISTORY" and value.isdigit():
+                self.chathistory_max = int(value)
             elif key == "NETWORK" and value:
                 self.network = value
                 self.windows[SERVER].name = value

@@ -79,6 +79,8 @@ HELP: dict[str, tuple[str, str]] = {
     "invite": ("/invite NICK [#channel]", "invite somebody to this or another channel"),
     "kick": ("/kick NICK [reason]", "remove somebody from this channel (operators)"),
     "mode": ("/mode [target] +modes [args]", "show or change channel or user modes"),
+    "ban": ("/ban NICK|MASK", "ban from this channel (nick!user@host mask; operators)"),
+    "unban": ("/unban MASK", "lift a ban in this channel (operators)"),
     "list": ("/list", "list the server's channels"),
     "close": ("/close", "close this window (leaves the channel)"),
     "clear": ("/clear", "clear this window's log"),
@@ -208,6 +210,12 @@ def interpret(text: str, window: Window, chantypes: str = "#&") -> list[Action]:
         if args[0][0] in "+-" and in_channel:
             return [Send(Line("MODE", (window.name, *args)))]
         return [Send(Line("MODE", tuple(args)))]
+    if command in ("ban", "unban"):
+        if len(args) != 1 or not in_channel:
+            return _need(HELP[command][0])
+        mask = args[0] if any(ch in args[0] for ch in "!@*") else f"{args[0]}!*@*"
+        sign = "+" if command == "ban" else "-"
+        return [Send(Line("MODE", (window.name, f"{sign}b", mask)))]
     if command == "list":
         return [Send(Line("LIST", tuple(args[:1])))]
     if command == "close":

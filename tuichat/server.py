@@ -34,6 +34,7 @@ DEFAULT_SENDQ = 1024 * 1024
 RECV_SIZE = 16384
 HANDSHAKE_TIMEOUT = 10.0
 STS_DURATION = 30 * 86400
+SNDBUF = 256 * 1024
 
 
 @dataclass
@@ -45,6 +46,15 @@ class ServerConfig:
     tls_port: int | None = None  # TLS listener; needs tls_cert and tls_key
     tls_cert: str | None = None
     tls_key: str | None = None
+    # flood control ("fakelag"): a token bucket per client; lines beyond it wait, and a client
+    # with more than flood_queue lines waiting is cut off ("Excess Flood"); rate 0 turns it off
+    flood_burst: int = 10
+    flood_rate: float = 2.0  # lines per second, after the burst
+    flood_queue: int = 100
+    # connection limits (0: no limit)
+    max_clients: int = 10000
+    max_per_ip: int = 100
+    connects_per_minute: int = 60  # new connections per IP address per minute
     # advertise STS (clients then insist on TLS with a certificate they can verify): only for a
     # certificate from a CA, never for the self-signed one
     sts: bool = False
@@ -52,6 +62,33 @@ class ServerConfig:
     db: str | None = None  # SQLite file for history and accounts; None keeps no history
     history_days: float = 30.0  # 0 keeps everything
     state: Config = field(default_factory=Config)
+
+
+class TokenBucket:
+    """Flood control: `burst` lines at once, then `rate` a second (rate 0: no limit)."""
+
+    __slots__ = ("burst", "last", "rate", "tokens")
+
+    def __init__(self, burst: int, rate: float) -> None:
+        self.burst = max(1, burst)
+        self.rate = rate
+        self.tokens = float(self.burst)
+        self.last = time.monotonic()
+
+    def take(self, wanted: int, exempt: bool = False) -> int:
+        """How many of `wanted` lines may be handled now (they are taken from the bucket)."""
+        if self.rate <= 0 or exempt:
+            return wanted
+        now = time.monotonic()
+        self.tokens = min(float(self.burst), self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        allowed = min(wanted, int(self.tokens))
+        self.tokens -= allowed
+        return allowed
+
+    def wait_time(self) -> float:
+        """Seconds until the next line may be handled."""
+        return max(0.001, (1.0 - self.tokens) / self.rate) if self.rate > 0 else 0.0
 
 
 class TLSSession:
@@ -345,6 +382,8 @@ class Server:
         self._threads: set[threading.Thread] = set()
         self._listener: socket.socket | None = None
         self._listeners: list[tuple[socket.socket, ssl.SSLContext | None]] = []
+        self._per_ip: dict[str, int] = {}
+        self._recent: dict[str, collections.deque[float]] = {}
         self.tls_address: tuple[str, int] = ("", 0)
         self._accepter: threading.Thread | None = None
         self._reaper: threading.Thread | None = None
@@ -461,13 +500,47 @@ class Server:
                 return
             self._start_client(sock, address, context)
 
+    def _refusal(self, host: str) -> str | None:
+        """Why a new connection from `host` is refused, if it is (under the state lock)."""
+        c = self.config
+        if c.max_clients and len(self._connections) >= c.max_clients:
+            return "Server is full"
+        if c.max_per_ip and self._per_ip.get(host, 0) >= c.max_per_ip:
+            return "Too many connections from your address"
+        if c.connects_per_minute:
+            now = time.monotonic()
+            recent = self._recent.setdefault(host, collections.deque())
+            while recent and recent[0] < now - 60:
+                recent.popleft()
+            if len(recent) >= c.connects_per_minute:
+                return "Connecting too fast; try again in a minute"
+            recent.append(now)
+            if len(self._recent) > 10000:  # forget quiet addresses
+                for quiet in [ip for ip, times in self._recent.items() if not times]:
+                    del self._recent[quiet]
+        return self.state.banned_host(host, self.clock())
+
     def _start_client(
         self, sock: socket.socket, address: tuple[str, int], context: ssl.SSLContext | None
     ) -> None:
+        host = address[0]
+        with self.lock:
+            refusal = self._refusal(host)
+            if refusal is None:
+                self._per_ip[host] = self._per_ip.get(host, 0) + 1
+        if refusal is not None:
+            log.info("refused %s: %s", host, refusal)
+            with contextlib.suppress(OSError):
+                sock.setblocking(False)
+                if context is None:
+                    sock.send(Line("ERROR", (f"Closing link ({refusal})",)).encode(trailing=True))
+            sock.close()
+            return
         sock.setblocking(True)
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        host = address[0]
+            # bound what the kernel holds for a slow reader; the send queue holds the rest
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF)
         session = TLSSession(context) if context is not None else None
         conn = Connection(sock, f"{host}:{address[1]}", self, session)
         user = User(conn, host, self.clock())
@@ -490,10 +563,13 @@ class Server:
 
     def _serve(self, conn: Connection, user: User) -> None:
         buffer = LineBuffer()
-        state = self.state
         reason = "Remote host closed the connection"
         debug = log.isEnabledFor(logging.DEBUG)
         session = conn.tls
+        c = self.config
+        bucket = TokenBucket(c.flood_burst, c.flood_rate)
+        flood_queue = c.flood_queue if c.flood_rate > 0 else 1 << 30
+        waiting: collections.deque[str | TooLong] = collections.deque()
         try:
             if session is not None and not self._handshake(conn, session):
                 reason = "TLS handshake failed"
@@ -519,31 +595,21 @@ class Server:
                     if not data:
                         continue
                 registered = user.registered
-                out = Outbox()
-                # Delivering (appending to buffers, no system call) under the state lock keeps
-                # every client's view in the order the state changed: nobody gets a channel's
-                # message before their own JOIN or after their own PART.
-                with self.lock:
-                    try:
-                        now = self.clock()
-                        for item in buffer.feed(data):
-                            if user.gone:
-                                break
-                            if isinstance(item, TooLong):
-                                state.input_too_long(user, out)
-                                continue
-                            if debug:
-                                log.debug("%s <- %r", conn.address, item)
-                            try:
-                                line = parse(item)
-                            except ParseError:
-                                continue
-                            state.handle(user, line, now, out)
-                    finally:
-                        # deliver what earlier lines decided even if a later one failed
-                        self.dispatch(out)
-                if out.deferred:
-                    self.run_deferred(out)
+                waiting.extend(buffer.feed(data))
+                if len(waiting) > flood_queue and not self._exempt(user):
+                    conn.close_reason = "Excess Flood"
+                    conn.close("Closing link (Excess Flood)")
+                    break
+                while waiting and not user.gone and not conn.closing:
+                    allowed = bucket.take(len(waiting), self._exempt(user))
+                    if allowed == 0:
+                        # over the rate: this client waits (and is not read) a moment
+                        self._stopping.wait(bucket.wait_time())
+                        if self._stopping.is_set():
+                            break
+                        continue
+                    batch = [waiting.popleft() for _ in range(allowed)]
+                    self._handle_batch(conn, user, batch, debug)
                 if not registered and user.registered:
                     log.info("registered %s from %s", user.prefix, conn.address)
         except Exception:
@@ -551,6 +617,42 @@ class Server:
             reason = "Internal error"
         finally:
             self._finish(conn, user, conn.close_reason or reason)
+
+    @staticmethod
+    def _exempt(user: User) -> bool:
+        """Server operators are not throttled."""
+        return "o" in user.modes
+
+    def _handle_batch(
+        self, conn: Connection, user: User, items: list[str | TooLong], debug: bool
+    ) -> None:
+        """Handle lines under the state lock and deliver what they decided."""
+        state = self.state
+        out = Outbox()
+        # Delivering (appending to buffers, no system call) under the state lock keeps every
+        # client's view in the order the state changed: nobody gets a channel's message before
+        # their own JOIN or after their own PART.
+        with self.lock:
+            try:
+                now = self.clock()
+                for item in items:
+                    if user.gone:
+                        break
+                    if isinstance(item, TooLong):
+                        state.input_too_long(user, out)
+                        continue
+                    if debug:
+                        log.debug("%s <- %r", conn.address, item)
+                    try:
+                        line = parse(item)
+                    except ParseError:
+                        continue
+                    state.handle(user, line, now, out)
+            finally:
+                # deliver what earlier lines decided even if a later one failed
+                self.dispatch(out)
+        if out.deferred:
+            self.run_deferred(out)
 
     def _handshake(self, conn: Connection, session: TLSSession) -> bool:
         """The TLS handshake, in the client's own thread, within HANDSHAKE_TIMEOUT seconds."""
@@ -591,6 +693,12 @@ class Server:
         with self.lock:
             self.state.disconnect(user, reason, self.clock(), out)
             self._connections.discard(conn)
+            host = conn.address.rsplit(":", 1)[0]
+            count = self._per_ip.get(host, 0) - 1
+            if count > 0:
+                self._per_ip[host] = count
+            else:
+                self._per_ip.pop(host, None)
             self.dispatch(out)
         self.writer.retire(conn)
         self._threads.discard(threading.current_thread())

@@ -24,7 +24,7 @@ from tuichat.net.protocol import Line, casefold, escape_tag_value
 from tuichat.store import Bound, Message, Store, check_password, hash_password, new_salt
 
 CHANNEL_MODES = "imnst"  # flags without a parameter
-CHANNEL_MODES_ALL = "biklmnostv"
+CHANNEL_MODES_ALL = "biklmnoqstv"
 USER_MODES = "io"
 STATUS_PREFIX = {"o": "@", "v": "+"}
 
@@ -153,6 +153,7 @@ class Channel:
         "key",
         "limit",
         "bans",
+        "quiets",
         "members",
         "users",
     )
@@ -167,6 +168,7 @@ class Channel:
         self.key: str | None = None
         self.limit: int | None = None
         self.bans: list[tuple[str, str, int]] = []
+        self.quiets: list[tuple[str, str, int]] = []  # +q: may stay, may not speak
         self.members: dict[User, set[str]] = {}
         self.users: tuple[User, ...] = ()
 
@@ -509,6 +511,7 @@ _MIN_PARAMS = {
     "CHATHISTORY": 1,
     "SETNAME": 1,
     "MARKREAD": 1,
+    "UNKLINE": 1,
 }
 
 
@@ -541,6 +544,8 @@ class State:
             self.capabilities["draft/chathistory"] = None
             self.capabilities["chathistory"] = None
         self._batches = itertools.count(1)
+        # server bans by user@host mask: mask -> (reason, setter, expires or 0)
+        self.klines: dict[str, tuple[str, str, float]] = dict(store.klines()) if store else {}
         self.sts_port: int | None = None  # the TLS port, advertised with STS when set
         self.sts_duration = 0  # seconds clients keep the policy; 0: not on TLS connections
         self.clients: set[User] = set()
@@ -584,6 +589,8 @@ class State:
             "CHATHISTORY": self._chathistory,
             "SETNAME": self._setname,
             "MARKREAD": self._markread,
+            "KLINE": self._kline,
+            "UNKLINE": self._unkline,
         }
         self._isupport = self._build_isupport()
 
@@ -607,12 +614,12 @@ class State:
             f"AWAYLEN={c.awaylen}",
             f"CASEMAPPING={p.CASEMAPPING}",
             f"CHANLIMIT=#:{c.chanlimit}",
-            "CHANMODES=b,k,l,imnst",
+            "CHANMODES=bq,k,l,imnst",
             f"CHANNELLEN={c.channellen}",
             "CHANTYPES=#",
             "HOSTLEN=64",
             f"KICKLEN={c.kicklen}",
-            f"MAXLIST=b:{c.maxbans}",
+            f"MAXLIST=bq:{c.maxbans}",
             f"MAXTARGETS={c.maxtargets}",
             f"MODES={c.modes}",
             f"NETWORK={c.network}",
@@ -841,6 +848,13 @@ class State:
             self._reply(out, user, p.ERR_PASSWDMISMATCH, "Password incorrect")
             self.disconnect(user, "Bad password", now, out)
             return
+        ban = self._kline_for(user, now)
+        if ban is not None:
+            self._reply(
+                out, user, p.ERR_YOUREBANNEDCREEP, f"You are banned from this server: {ban}"
+            )
+            self.disconnect(user, f"K-lined: {ban}", now, out)
+            return
         user.registered = True
         user._update_prefix()
         created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(c.created))
@@ -853,7 +867,7 @@ class State:
         )
         self._reply(out, user, p.RPL_CREATED, f"This server was created {created}")
         self._reply(
-            out, user, p.RPL_MYINFO, c.server_name, version, USER_MODES, CHANNEL_MODES_ALL, "bklov"
+            out, user, p.RPL_MYINFO, c.server_name, version, USER_MODES, CHANNEL_MODES_ALL, "bklqov"
         )
         self._send_isupport(out, user)
         self._send_lusers(out, user)
@@ -1303,6 +1317,8 @@ class State:
             return "Cannot send to channel (+m)"
         if self._banned(chan, user):
             return "Cannot send to channel (you're banned)"
+        if any(p.mask_matches(mask, user.prefix) for mask, _, _ in chan.quiets):
+            return "Cannot send to channel (you're muted)"
         return None
 
     def _away(self, user: User, line: Line, now: float, out: Outbox) -> None:
@@ -1376,7 +1392,7 @@ class State:
         changes: list[str] = []
         change_args: list[str] = []
         refused = False
-        listed = False
+        listed = ""
         with_param = 0
 
         def allowed() -> bool:
@@ -1392,16 +1408,20 @@ class State:
             if ch in "+-":
                 sign = ch
                 continue
-            if ch in "bkovl" and not (ch == "l" and sign == "-"):
-                if ch == "b" and not args:
-                    if not listed:
-                        listed = True
-                        for mask, setter, when in chan.bans:
-                            self._reply(
-                                out, user, p.RPL_BANLIST, chan.name, mask, setter, str(when)
-                            )
+            if ch in "bqkovl" and not (ch == "l" and sign == "-"):
+                if ch in "bq" and not args:
+                    if ch not in listed:
+                        listed += ch
+                        entries, item, end, what = (
+                            (chan.bans, p.RPL_BANLIST, p.RPL_ENDOFBANLIST, "ban")
+                            if ch == "b"
+                            else (chan.quiets, p.RPL_QUIETLIST, p.RPL_ENDOFQUIETLIST, "quiet")
+                        )
+                        extra = ("q",) if ch == "q" else ()
+                        for mask, setter, when in entries:
+                            self._reply(out, user, item, chan.name, *extra, mask, setter, str(when))
                         self._reply(
-                            out, user, p.RPL_ENDOFBANLIST, chan.name, "End of channel ban list"
+                            out, user, end, chan.name, *extra, f"End of channel {what} list"
                         )
                     continue
                 if not args:
@@ -1418,10 +1438,11 @@ class State:
                 with_param += 1
                 if with_param > self.config.modes or not allowed():
                     continue
-                if ch == "b":
+                if ch in "bq":
+                    entries = chan.bans if ch == "b" else chan.quiets
                     mask = p.normalize_mask(arg)
-                    present = [ban for ban in chan.bans if casefold(ban[0]) == casefold(mask)]
-                    if sign == "+" and not present and len(chan.bans) >= self.config.maxbans:
+                    present = [ban for ban in entries if casefold(ban[0]) == casefold(mask)]
+                    if sign == "+" and not present and len(entries) >= self.config.maxbans:
                         self._reply(
                             out,
                             user,
@@ -1432,9 +1453,9 @@ class State:
                         )
                         continue
                     if sign == "+" and not present:
-                        chan.bans.append((mask, user.prefix, int(now)))
+                        entries.append((mask, user.prefix, int(now)))
                     elif sign == "-" and present:
-                        chan.bans.remove(present[0])
+                        entries.remove(present[0])
                         mask = present[0][0]
                     else:
                         continue
@@ -2069,6 +2090,94 @@ class State:
         for other in [user, *self._neighbours(user)]:
             if "setname" in other.caps:
                 out.send(other, data)
+
+    # -- server bans (K-lines) --------------------------------------------------------------------
+
+    def _kline_for(self, user: User, now: float) -> str | None:
+        """The reason `user` is banned from the server, if a K-line matches it."""
+        target = f"{user.username or '*'}@{user.host}"
+        for mask, (reason, _, expires) in list(self.klines.items()):
+            if expires and expires <= now:
+                del self.klines[mask]
+                if self.store is not None:
+                    self.store.remove_kline(mask)
+                continue
+            if p.mask_matches(mask, target) or p.mask_matches(
+                mask, f"{user.username[1:]}@{user.host}"
+            ):
+                return reason
+        return None
+
+    def banned_host(self, host: str, now: float | None = None) -> str | None:
+        """Why a connection from `host` is refused before it says anything (a K-line on *@host)."""
+        for mask, (reason, _, expires) in self.klines.items():
+            user_part, _, host_part = mask.partition("@")
+            live = not expires or now is None or expires > now
+            if live and user_part.strip("*~") == "" and p.mask_matches(host_part, host):
+                return f"K-lined: {reason}"
+        return None
+
+    def _kline(self, user: User, line: Line, now: float, out: Outbox) -> None:
+        """KLINE [seconds] user@host :reason (operators). Without parameters: the list."""
+        if "o" not in user.modes:
+            self._reply(
+                out, user, p.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator"
+            )
+            return
+        params = list(line.params)
+        server = self.config.server_name
+        if not params:
+            for mask, (reason, setter, expires) in sorted(self.klines.items()):
+                until = "permanent" if not expires else f"{int(expires - now)}s left"
+                text = f"K-line {mask} ({until}) by {setter}: {reason}"
+                out.send(
+                    user, Line("NOTICE", (user.nick, text), source=server).encode(trailing=True)
+                )
+            out.send(
+                user,
+                Line("NOTICE", (user.nick, "End of K-lines"), source=server).encode(trailing=True),
+            )
+            return
+        duration = 0.0
+        if params[0].isdigit() and len(params) > 1:
+            duration = float(params.pop(0))
+        mask = params[0]
+        if "!" in mask:
+            mask = mask.split("!", 1)[1]
+        if "@" not in mask:
+            mask = f"*@{mask}"
+        if mask.replace("*", "").replace("?", "").replace("@", "").replace(".", "") == "":
+            self._fail(out, user, "KLINE", "INVALID_MASK", mask, "That mask would ban everyone")
+            return
+        reason = params[1] if len(params) > 1 and params[1] else "No reason given"
+        expires = now + duration if duration else 0.0
+        self.klines[mask] = (reason, user.nick, expires)
+        if self.store is not None:
+            self.store.add_kline(mask, reason, user.nick, expires)
+        text = f"K-line added for {mask}" + (f" for {int(duration)}s" if duration else "")
+        out.send(user, Line("NOTICE", (user.nick, text), source=server).encode(trailing=True))
+        for other in [u for u in self.clients if u.registered and u is not user]:
+            if self._kline_for(other, now) is not None:
+                out.send(other, Line("ERROR", (f"K-lined: {reason}",)).encode(trailing=True))
+                self.disconnect(other, f"K-lined: {reason}", now, out)
+
+    def _unkline(self, user: User, line: Line, now: float, out: Outbox) -> None:
+        if "o" not in user.modes:
+            self._reply(
+                out, user, p.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator"
+            )
+            return
+        mask = line.params[0]
+        if "@" not in mask:
+            mask = f"*@{mask}"
+        server = self.config.server_name
+        if self.klines.pop(mask, None) is None:
+            text = f"No K-line for {mask}"
+        else:
+            text = f"K-line for {mask} removed"
+            if self.store is not None:
+                self.store.remove_kline(mask)
+        out.send(user, Line("NOTICE", (user.nick, text), source=server).encode(trailing=True))
 
 
 def _compress(changes: list[str]) -> str:

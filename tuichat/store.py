@@ -41,6 +41,12 @@ CREATE TABLE IF NOT EXISTS accounts (
     hash BLOB NOT NULL,
     created INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS klines (
+    mask TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    setter TEXT NOT NULL,
+    expires REAL NOT NULL           -- seconds since the epoch; 0: never
+);
 CREATE TABLE IF NOT EXISTS read_markers (
     account TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -266,6 +272,24 @@ class Store:
             except sqlite3.IntegrityError:
                 return False
             return True
+
+    def klines(self) -> list[tuple[str, tuple[str, str, float]]]:
+        with self._lock:
+            rows = self._db.execute("SELECT mask, reason, setter, expires FROM klines").fetchall()
+        return [(row[0], (row[1], row[2], float(row[3]))) for row in rows]
+
+    def add_kline(self, mask: str, reason: str, setter: str, expires: float) -> None:
+        self.commit()
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO klines (mask, reason, setter, expires) VALUES (?, ?, ?, ?)",
+                (mask, reason, setter, expires),
+            )
+
+    def remove_kline(self, mask: str) -> None:
+        self.commit()
+        with self._lock:
+            self._db.execute("DELETE FROM klines WHERE mask = ?", (mask,))
 
     def read_marker(self, account: str, key: str) -> int | None:
         with self._lock:

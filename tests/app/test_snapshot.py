@@ -22,6 +22,7 @@ from .helpers import (
     SIZE,
     RawUser,
     input_line,
+    log_lines,
     member_labels,
     screen_state,
     status_text,
@@ -65,6 +66,8 @@ def test_main_screen(
         await wait_for_log(pilot, "* bob waves")
         await submit(pilot, "/me waves back")
         await wait_for_log(pilot, "* me waves back")
+        # the server's echo confirms it: no [sending] mark any more
+        await wait_for(pilot, lambda: "[sending]" not in "\n".join(log_lines(app)))
         await pilot.press(*"a draft")
         # The measured lag (a millisecond or two here) is on screen: once the real probe has been
         # answered (the next is 30 s away), report a fixed one through the same message.

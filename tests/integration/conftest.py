@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tuichat.server import Server, ServerConfig
 from tuichat.state import Config
 
-from .helpers import HOST, Client, Connect, StartServer
+from .helpers import HOST, OPER, Client, Connect, StartServer
 
 
 @pytest.fixture
@@ -45,6 +46,18 @@ def start_server(caplog: pytest.LogCaptureFixture) -> Iterator[StartServer]:
 def server(start_server: StartServer) -> Server:
     """A server with the default configuration."""
     return start_server(ServerConfig(state=Config()))
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """Where a test's server keeps history and accounts."""
+    return tmp_path / "tuichat.db"
+
+
+@pytest.fixture
+def history_server(start_server: StartServer, db_path: Path) -> Server:
+    """A server with history and accounts in `db_path`, and the `OPER` login."""
+    return start_server(ServerConfig(db=str(db_path), state=Config(opers=dict([OPER]))))
 
 
 @pytest.fixture

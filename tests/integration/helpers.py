@@ -11,18 +11,27 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import queue
 import re
 import selectors
 import socket
 import struct
+import subprocess
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
+from tuichat.net.protocol import Line, parse
 from tuichat.server import Server, ServerConfig
 
 HOST = "127.0.0.1"
+ROOT = Path(__file__).resolve().parents[2]
+#: An operator login that `history_server` and the kill -9 test configure (see `Client.oper`).
+OPER = ("tester", "tester-password")
 #: The welcome burst ends with the MOTD, or with 422 when there is none.
 END_OF_WELCOME = r"^:\S+ (376|422) "
 
@@ -188,6 +197,30 @@ class Client:
         self.nick = nick
         return self
 
+    def register_with_caps(self, nick: str, caps: Sequence[str]) -> Client:
+        """CAP LS 302, CAP REQ for `caps` (all acknowledged), NICK + USER, CAP END, then wait for
+        the end of the welcome burst."""
+        self.send("CAP LS 302")
+        self.expect(r"^:\S+ CAP \* LS :")  # the last (or only) line of the list
+        if caps:
+            wanted = " ".join(caps)
+            self.send(f"CAP REQ :{wanted}")
+            self.expect(rf"^:\S+ CAP \* ACK :{re.escape(wanted)}$")
+        self.send(f"NICK {nick}")
+        self.send(f"USER {nick} 0 * :{nick} the tester")
+        self.send("CAP END")
+        self.expect(rf"^(@\S+ )?:\S+ 001 {re.escape(nick)} ")
+        self.expect(r"^(@\S+ )?:\S+ (376|422) ")
+        self.nick = nick
+        return self
+
+    def oper(self, name: str = OPER[0], password: str = OPER[1]) -> Client:
+        """OPER up and wait for 381. Operators are exempt from the server's flood control, so a
+        test that sends in bulk (and is not about flood control) makes its senders operators."""
+        self.send(f"OPER {name} {password}")
+        self.expect(r"^:\S+ 381 ")
+        return self
+
     def join(self, channel: str) -> None:
         """JOIN and wait for the end of NAMES."""
         self.send(f"JOIN {channel}")
@@ -212,6 +245,38 @@ class Client:
         return [*list(self.seen)[-10:], *list(self._lines)[:10]]
 
 
+def read_batch(client: Client, kind: str = "chathistory", timeout: float = 5) -> list[Line]:
+    """Skip to the start of a batch of type `kind`, then return the lines inside it, parsed (each
+    checked to carry the batch's tag)."""
+    start = parse(
+        client.expect(rf"^(@\S+ )?:\S+ BATCH \+\S+ {re.escape(kind)}( |$)", timeout).string
+    )
+    ref = start.params[0][1:]
+    body: list[Line] = []
+    while True:
+        line = parse(client.readline(timeout))
+        if line.command == "BATCH" and line.params == ("-" + ref,):
+            return body
+        assert line.tags.get("batch") == ref, f"{line} is not in batch {ref}"
+        body.append(line)
+
+
+def fetch_history(client: Client, target: str, page: int = 100) -> list[Line]:
+    """Every message of `target`, oldest first, fetched page by page with CHATHISTORY AFTER
+    msgid=<the last one seen>. The client needs batch, message-tags and chathistory (and to be an
+    operator, if there are many pages and the server has flood control)."""
+    lines: list[Line] = []
+    cursor = "timestamp=1970-01-01T00:00:00.000Z"
+    for _ in range(10_000):
+        client.send(f"CHATHISTORY AFTER {target} {cursor} {page}")
+        got = read_batch(client)
+        if not got:
+            return lines
+        lines += got
+        cursor = "msgid=" + got[-1].tags["msgid"]
+    raise AssertionError(f"paging through {target} did not end")
+
+
 def pump(clients: Sequence[Client], done: Callable[[], bool], timeout: float) -> None:
     """Read from every client at once until `done()` (which may `take()` lines) is true.
 
@@ -229,6 +294,68 @@ def pump(clients: Sequence[Client], done: Callable[[], bool], timeout: float) ->
                 client.fill_nowait()
                 if client.eof:
                     selector.unregister(client.sock)
+
+
+class ServeProcess:
+    """`python -m tuichat serve --port 0 ARGS...` as a real process, its stderr read by a thread
+    (so that it never fills up) into a queue of lines. `kill()` (idempotent) ends it."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tuichat", "serve", "--port", "0", *args],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.stderr: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for_line(self, pattern: str, timeout: float = 10) -> re.Match[str]:
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                line = self.lines.get(timeout=max(remaining, 0.001))
+            except queue.Empty:
+                raise AssertionError(f"no {pattern!r} on stderr: {self.stderr}") from None
+            if line is None:
+                raise AssertionError(f"stderr closed before {pattern!r}: {self.stderr}")
+            self.stderr.append(line)
+            match = regex.search(line)
+            if match is not None:
+                return match
+
+    def port(self, timeout: float = 10) -> int:
+        """The port it listens on, from its log."""
+        return int(self.wait_for_line(r"listening on 127\.0\.0\.1 port (\d+)$", timeout)[1])
+
+    def kill(self) -> str:
+        """SIGKILL (if still running), reap it, and return everything it wrote to stderr."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(5)
+        self._reader.join(5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        while True:
+            try:
+                line = self.lines.get_nowait()
+            except queue.Empty:
+                break
+            if line is not None:
+                self.stderr.append(line)
+        return "".join(self.stderr)
 
 
 class StartServer(Protocol):

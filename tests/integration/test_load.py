@@ -8,12 +8,20 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from .helpers import Client, Connect
+from tuichat.server import Server, ServerConfig
+
+from .helpers import Client, Connect, StartServer
 
 SENDERS = 50
 MESSAGES = 100
 CHURNERS = 5
 CHANNEL = "#load"
+
+
+@pytest.fixture
+def server(start_server: StartServer) -> Server:
+    """These tests measure delivery under load, not flood control: no throttling here."""
+    return start_server(ServerConfig(flood_rate=0))
 
 
 class Churner:

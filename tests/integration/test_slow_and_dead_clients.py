@@ -52,7 +52,7 @@ def test_a_client_that_stops_reading_is_dropped_and_the_others_get_everything(
     connect: Connect, start_server: StartServer
 ) -> None:
     sendq = 64 * 1024
-    server = start_server(ServerConfig(sendq=sendq))
+    server = start_server(ServerConfig(sendq=sendq, flood_rate=0))
     alice = Chatter(connect("alice", server=server), "bob")
     bob = Chatter(connect("bob", server=server), "alice")
     alice.client.join("#flood")

@@ -165,6 +165,13 @@ CASES: list[tuple[str, str, list[Action]]] = [
     ("/clear", "channel", [ClearWindow()]),
     ("/clear", "server", [ClearWindow()]),
     ("/clear all", "query", [ClearWindow()]),
+    # ban / unban
+    ("/ban bob", "channel", [Send(Line("MODE", ("#chan", "+b", "bob!*@*")))]),
+    ("/ban *!*@10.0.0.5", "channel", [Send(Line("MODE", ("#chan", "+b", "*!*@10.0.0.5")))]),
+    ("/ban", "channel", usage("ban")),
+    ("/ban bob", "server", usage("ban")),
+    ("/unban bob!*@*", "channel", [Send(Line("MODE", ("#chan", "-b", "bob!*@*")))]),
+    ("/unban", "channel", usage("unban")),
     # register
     ("/register hunter2hunter2", "server", [Send(Line("REGISTER", ("*", "*", "hunter2hunter2")))]),
     ("/register", "channel", usage("register")),

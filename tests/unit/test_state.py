@@ -253,7 +253,7 @@ def test_isupport_advertises_limits_from_config() -> None:
     tokens = isupport(out, user)
     assert tokens["CASEMAPPING"] == "rfc1459"
     assert tokens["CHANTYPES"] == "#"
-    assert tokens["CHANMODES"] == "b,k,l,imnst"
+    assert tokens["CHANMODES"] == "bq,k,l,imnst"
     assert tokens["PREFIX"] == "(ov)@+"
     assert tokens["NICKLEN"] == "9"
     assert tokens["CHANNELLEN"] == "32"
