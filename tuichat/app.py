@@ -74,6 +74,7 @@ class TuichatApp(App[None]):
         self.typers: dict[str, dict[str, tuple[str, float]]] = {}  # key -> nick -> (nick, until)
         self._fetching: dict[str, Fetch] = {}  # windows fetching what they missed
         self._rejoin_pending: set[str] = set()  # channels to rejoin after a reconnect
+        self._cursors: dict[str, tuple[str | None, float]] = {}  # history position at the drop
         self._disconnected_at: float | None = None
         self._labels = itertools.count(1)
         self._typing_sent = 0.0
@@ -183,6 +184,12 @@ class TuichatApp(App[None]):
                 self.autojoin = rejoin
             if self._disconnected_at is None:
                 self._disconnected_at = now
+                # where each window's history stood: what comes after is what was missed (a
+                # line arriving with our JOIN must not move this past the gap)
+                self._cursors = {
+                    key: (window.last_msgid, self.state.server_time)
+                    for key, window in self.state.windows.items()
+                }
             self._apply(self.state.fail_pending("the connection dropped"))
             self.typers.clear()
             # say it once in the log (where the user is looking, and in the server window);
@@ -256,12 +263,15 @@ class TuichatApp(App[None]):
             self._maybe_reconnected()
             return
         reconnect = self._disconnected_at is not None
-        if window.last_msgid is not None:
-            ref = f"msgid={window.last_msgid}"
-        elif reconnect and self.state.server_time:
+        last_msgid, server_time = window.last_msgid, self.state.server_time
+        if reconnect and key in self._cursors:
+            last_msgid, server_time = self._cursors.pop(key)
+        if last_msgid is not None:
+            ref = f"msgid={last_msgid}"
+        elif reconnect and server_time:
             # nothing said here before the drop: from the last time the server told us, less a
             # second for lines stamped the same millisecond (seen ones are dropped by msgid)
-            ref = "timestamp=" + _iso(self.state.server_time - 1.0)
+            ref = "timestamp=" + _iso(server_time - 1.0)
         else:
             self.client.send(Line("CHATHISTORY", ("LATEST", window.name, "*", str(BACKLOG))))
             self._maybe_reconnected()

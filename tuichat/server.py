@@ -64,6 +64,18 @@ class ServerConfig:
     state: Config = field(default_factory=Config)
 
 
+# lines that cost nothing against flood control: keeping the connection alive and negotiating
+FREE_COMMANDS = frozenset({"PING", "PONG", "CAP", "AUTHENTICATE"})
+
+
+def _free(item: str | TooLong) -> bool:
+    if isinstance(item, TooLong):
+        return False
+    start = item.find(" ") + 1 if item.startswith("@") else 0
+    end = item.find(" ", start)
+    return item[start : end if end >= 0 else len(item)].upper() in FREE_COMMANDS
+
+
 class TokenBucket:
     """Flood control: `burst` lines at once, then `rate` a second (rate 0: no limit)."""
 
@@ -75,16 +87,17 @@ class TokenBucket:
         self.tokens = float(self.burst)
         self.last = time.monotonic()
 
-    def take(self, wanted: int, exempt: bool = False) -> int:
-        """How many of `wanted` lines may be handled now (they are taken from the bucket)."""
+    def take(self, exempt: bool = False) -> bool:
+        """Whether one more line may be handled now (taking it from the bucket)."""
         if self.rate <= 0 or exempt:
-            return wanted
+            return True
         now = time.monotonic()
         self.tokens = min(float(self.burst), self.tokens + (now - self.last) * self.rate)
         self.last = now
-        allowed = min(wanted, int(self.tokens))
-        self.tokens -= allowed
-        return allowed
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
 
     def wait_time(self) -> float:
         """Seconds until the next line may be handled."""
@@ -601,14 +614,16 @@ class Server:
                     conn.close("Closing link (Excess Flood)")
                     break
                 while waiting and not user.gone and not conn.closing:
-                    allowed = bucket.take(len(waiting), self._exempt(user))
-                    if allowed == 0:
+                    exempt = self._exempt(user)
+                    batch = []
+                    while waiting and (_free(waiting[0]) or bucket.take(exempt)):
+                        batch.append(waiting.popleft())
+                    if not batch:
                         # over the rate: this client waits (and is not read) a moment
                         self._stopping.wait(bucket.wait_time())
                         if self._stopping.is_set():
                             break
                         continue
-                    batch = [waiting.popleft() for _ in range(allowed)]
                     self._handle_batch(conn, user, batch, debug)
                 if not registered and user.registered:
                     log.info("registered %s from %s", user.prefix, conn.address)

@@ -541,8 +541,10 @@ class State:
             "userhost-in-names": None,
         }
         if store is not None:
+            # the spec is a draft: its unprefixed cap name must not be used yet
             self.capabilities["draft/chathistory"] = None
-            self.capabilities["chathistory"] = None
+        if store is None or not self.config.open_registration:
+            del self.capabilities["draft/account-registration"]
         self._batches = itertools.count(1)
         # server bans by user@host mask: mask -> (reason, setter, expires or 0)
         self.klines: dict[str, tuple[str, str, float]] = dict(store.klines()) if store else {}
@@ -684,6 +686,13 @@ class State:
     def _labeled(self, user: User, label: str, sub: Outbox, out: Outbox) -> None:
         """labeled-response: the user's share of `sub` goes out tagged with its label."""
         lines = [line for line in sub.take(user).split(b"\r\n") if line]
+        if not lines and sub.deferred:
+            # the answer comes after slow work (password hashing): label it then
+            deferred, sub.deferred = sub.deferred, []
+            for job, then in deferred:
+                sub.defer(job, self._labeled_then(user, label, then))
+            out.extend(sub)
+            return
         tag = b"label=" + escape_tag_value(label).encode()
         server = self.config.server_name.encode()
         if not lines:
@@ -701,6 +710,16 @@ class State:
             data.append(b":" + server + b" BATCH -" + batch)
             out.send(user, b"\r\n".join(data) + b"\r\n")
         out.extend(sub)
+
+    def _labeled_then(
+        self, user: User, label: str, then: Callable[[object, float, Outbox], None]
+    ) -> Callable[[object, float, Outbox], None]:
+        def labeled(result: object, now: float, out: Outbox) -> None:
+            inner = Outbox()
+            then(result, now, inner)
+            self._labeled(user, label, inner, out)
+
+        return labeled
 
     def _batch_id(self) -> bytes:
         return f"b{next(self._batches)}".encode()
@@ -964,11 +983,14 @@ class State:
             chan.add(user, modes)
             user.channels[key] = chan
             out.broadcast(chan.users, self._join_line(user, chan.name, now))
+            if user.away is not None:  # away-notify: members learn the newcomer is away
+                away = Line("AWAY", (user.away,), source=user.prefix).encode(trailing=True)
+                for member in chan.users:
+                    if member is not user and "away-notify" in member.caps:
+                        out.send(member, away)
             if chan.topic:
                 self._send_topic(out, user, chan)
-            self._send_names(out, user, chan)
-            if "draft/read-marker" in user.caps:
-                self._send_marker(out, user, chan.name)
+            self._send_names(out, user, chan, marker="draft/read-marker" in user.caps)
             self._replay(out, user, chan)
 
     def _join_line(self, user: User, channel: str, now: float) -> Variants:
@@ -1064,7 +1086,7 @@ class State:
             return list(chan.users)
         return [member for member in chan.users if "i" not in member.modes]
 
-    def _send_names(self, out: Outbox, user: User, chan: Channel) -> None:
+    def _send_names(self, out: Outbox, user: User, chan: Channel, marker: bool = False) -> None:
         symbol = "@" if "s" in chan.modes else "="
         multi = "multi-prefix" in user.caps
         full = "userhost-in-names" in user.caps
@@ -1077,6 +1099,8 @@ class State:
         head = len(f":{self.config.server_name} 353 {user.nick} {symbol} {chan.name} :")
         for chunk in _chunks(names, head):
             self._reply(out, user, p.RPL_NAMREPLY, symbol, chan.name, chunk)
+        if marker:  # read-marker: after a JOIN, the marker comes before the end of NAMES
+            self._send_marker(out, user, chan.name)
         self._reply(out, user, p.RPL_ENDOFNAMES, chan.name, "End of /NAMES list")
 
     def _names(self, user: User, line: Line, now: float, out: Outbox) -> None:
@@ -1281,12 +1305,12 @@ class State:
                 )
             )
         echo = "echo-message" in user.caps
-        if len(recipients) > 1 or recipients[0] is not user:
+        if len(recipients) == 1 and recipients[0] is user:
+            out.broadcast(recipients, payload)  # to oneself: delivered once, echo or not
+        else:
             out.broadcast(recipients, payload, None if echo else user)
             if echo and user not in recipients:
                 out.broadcast((user,), payload)
-        elif echo:
-            out.broadcast((user,), payload)
 
     def _tagmsg(self, user: User, line: Line, now: float, out: Outbox) -> None:
         """TAGMSG: client-only tags (+typing...) for those who negotiated message-tags."""
@@ -1525,8 +1549,9 @@ class State:
         if mask.startswith("#"):
             chan = self.channels.get(casefold(mask))
             if chan is not None and self._visible(chan, user):
+                multi = "multi-prefix" in user.caps
                 rows = [
-                    (member, chan.name, chan.prefix_of(member))
+                    (member, chan.name, chan.prefix_of(member, multi))
                     for member in self._visible_members(chan, user)
                 ]
         else:
@@ -1578,7 +1603,7 @@ class State:
             out, user, p.RPL_WHOISUSER, other.nick, other.username, other.host, "*", other.realname
         )
         chans = [
-            chan.prefix_of(other) + chan.name
+            chan.prefix_of(other, "multi-prefix" in user.caps) + chan.name
             for chan in other.channels.values()
             if self._visible(chan, user)
         ]
@@ -1837,7 +1862,10 @@ class State:
                 "You are already logged in",
             )
             return
-        if not name or not p.is_valid_nick(name, self.config.nicklen):
+        if not name:
+            self._fail(out, user, "REGISTER", "NEED_NICK", "*", "Choose a nick first")
+            return
+        if not p.is_valid_nick(name, self.config.nicklen):
             self._fail(
                 out,
                 user,
@@ -1849,7 +1877,12 @@ class State:
             return
         if user.nick and casefold(name) != casefold(user.nick):
             self._fail(
-                out, user, "REGISTER", "BAD_ACCOUNT_NAME", name, "Register your current nick"
+                out,
+                user,
+                "REGISTER",
+                "ACCOUNT_NAME_MUST_BE_NICK",
+                name,
+                "Register your current nick",
             )
             return
         if len(password) < 8:
@@ -1931,7 +1964,19 @@ class State:
             return casefold(chan.name)
         if not p.is_valid_nick(target, self.config.nicklen):
             return None
+        # private history follows the nick: a registered nick's is only for its owner
+        owned = self.store is not None and self.store.account(casefold(user.nick)) is not None
+        if owned and (user.account is None or casefold(user.account) != casefold(user.nick)):
+            return None
         return _private_key(user.nick, target)
+
+    def _canonical(self, target: str) -> str:
+        """A channel's or online nick's own spelling of `target`."""
+        chan = self.channels.get(casefold(target))
+        if chan is not None:
+            return chan.name
+        other = self.find_user(target)
+        return other.nick if other is not None else target
 
     def _bound(self, text: str, key: str) -> Bound | bool | None:
         """A message reference: a bound, None for `*`, False when it is invalid."""
@@ -1979,7 +2024,13 @@ class State:
                 "No such target, or you may not read its history",
             )
             return
-        refs = [self._bound(text, key) for text in params[2 : needed[sub] - 1]]
+        texts = params[2 : needed[sub] - 1]
+        if any(
+            text.startswith("timestamp=") and parse_iso_time(text[10:]) is None for text in texts
+        ):
+            self._fail(out, user, "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid timestamp")
+            return
+        refs = [self._bound(text, key) for text in texts]
         if any(ref is False for ref in refs) or (sub != "LATEST" and None in refs):
             self._fail(
                 out,
@@ -2007,11 +2058,15 @@ class State:
             rows = older + store.query(key, limit - len(older), after=inclusive, newest=False)
         else:  # BETWEEN
             first, second = bounds
-            if self._bound_time(first) <= self._bound_time(second):
+            if first[0] == second[0] == "seq":
+                forwards = first[1] <= second[1]
+            else:
+                forwards = self._bound_time(first) <= self._bound_time(second)
+            if forwards:
                 rows = store.query(key, limit, after=first, before=second, newest=False)
             else:
                 rows = store.query(key, limit, after=second, before=first)
-        self._send_history(out, user, target, rows)
+        self._send_history(out, user, self._canonical(target), rows)
 
     def _bound_time(self, bound: Bound) -> int:
         assert self.store is not None
@@ -2039,9 +2094,7 @@ class State:
         for key, name, latest in found:
             if key in user.channels:
                 name = user.channels[key].name
-            line = Line(
-                "CHATHISTORY", ("TARGETS", name, "timestamp=" + iso_time(latest)), source=server
-            )
+            line = Line("CHATHISTORY", ("TARGETS", name, iso_time(latest)), source=server)
             data = line.encode()
             parts.append(
                 _add_tag(data[:-2], f"batch={batch}".encode()) + b"\r\n" if batch else data
@@ -2076,9 +2129,19 @@ class State:
         key = self._marker_key(user, target)
         if user.account is not None and self.store is not None:
             self.store.set_read_marker(casefold(user.account), key, ms)
+            account = casefold(user.account)
+            sessions = [
+                other
+                for other in self.clients
+                if other.account is not None
+                and casefold(other.account) == account
+                and "draft/read-marker" in other.caps
+            ]
         else:
             user.markers[key] = max(ms, user.markers.get(key, 0))
-        self._send_marker(out, user, target)
+            sessions = [user]
+        for session in sessions or [user]:  # every client of the account learns of it
+            self._send_marker(out, session, target)
 
     def _setname(self, user: User, line: Line, now: float, out: Outbox) -> None:
         realname = line.params[0]

@@ -101,7 +101,7 @@ class Store:
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
         self._pending: list[tuple[object, ...]] = []
-        self._prefix = secrets.token_hex(3)
+        self._prefix = secrets.token_hex(6)  # 48 random bits a run: ids never collide
         self._counter = 0
 
     def close(self) -> None:
@@ -229,9 +229,9 @@ class Store:
         with self._lock:
             rows = self._db.execute(
                 "SELECT key, MAX(time) FROM messages WHERE time > ? AND time < ? AND "
-                f"(key IN ({marks}) OR key LIKE ? OR key LIKE ?) "
+                f"(key IN ({marks}) OR substr(key, 1, ?) = ? OR substr(key, -?) = ?) "
                 "GROUP BY key ORDER BY MAX(time) LIMIT ?",
-                (low, high, *channels, f"{nick} %", f"% {nick}", limit),
+                (low, high, *channels, len(nick) + 1, f"{nick} ", len(nick) + 1, f" {nick}", limit),
             ).fetchall()
         result = []
         for key, latest in rows:

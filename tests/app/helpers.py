@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.text import Text
@@ -266,6 +267,19 @@ class RawUser:
             show=self._recent,
         )
 
+    def sync(self, timeout: float = 5.0) -> None:
+        """Block until the server has handled everything sent so far (a PING's PONG comes back
+        after it): what this user said is stored and delivered."""
+        token = f"sync-{time.monotonic_ns()}"
+        self.send(f"PING {token}")
+        self.expect_now(rf" PONG \S+ :?{token}$", timeout)
+
+    def request_caps(self, *caps: str) -> None:
+        """CAP REQ after registration (IRCv3 302 allows it); wait for the ACK."""
+        wanted = " ".join(caps)
+        self.send(f"CAP REQ :{wanted}")
+        self.expect_now(rf" CAP {re.escape(self.nick)} ACK :{re.escape(wanted)}\s*$")
+
     def register(self) -> None:
         self.send(f"NICK {self.nick}")
         self.send(f"USER {self.nick} 0 * :raw test user")
@@ -293,8 +307,19 @@ class Servers:
     def __init__(self) -> None:
         self.started: list[Server] = []
 
-    def start(self, port: int = 0) -> Server:
-        server = Server(ServerConfig(host=HOST, port=port), clock=fixed_clock)
+    def start(
+        self,
+        port: int = 0,
+        *,
+        db: str | Path | None = None,
+        clock: Callable[[], float] = fixed_clock,
+        **settings: Any,
+    ) -> Server:
+        """A server on `port`; with `db`, it keeps history (and offers chathistory) there;
+        `settings` are other `ServerConfig` fields (`state=Config(...)`)."""
+        path = str(db) if db is not None else None
+        config = ServerConfig(host=HOST, port=port, db=path, **settings)
+        server = Server(config, clock=clock)
         server.start()
         self.started.append(server)
         return server
