@@ -43,6 +43,12 @@ class Result:
     errors: list[str] = field(default_factory=list)
 
 
+def _is_error(command: bytes) -> bool:
+    """ERROR or an error numeric (a missing MOTD is none)."""
+    numeric = command.isdigit() and command[:1] in b"45" and command != b"422"
+    return command == b"ERROR" or numeric
+
+
 class Conn:
     __slots__ = ("channel", "inbuf", "last_seq", "nick", "outbuf", "registered", "sock", "joined")
 
@@ -120,9 +126,8 @@ def run(args: argparse.Namespace) -> Result:
             else:
                 conn.last_seq[sender] = seq
             result.delivered += 1
-        elif command == b"ERROR" or (command.isdigit() and command[:1] in b"45"):
-            if len(result.errors) < 10 and command != b"422":  # no MOTD is no error
-                result.errors.append(line.decode("utf-8", "replace"))
+        elif _is_error(command) and len(result.errors) < 10:
+            result.errors.append(line.decode("utf-8", "replace"))
 
     def pump(timeout: float) -> None:
         for key, mask in selector.select(timeout):
