@@ -448,6 +448,8 @@ class TuichatApp(App[None]):
         status.append(f"  {plain(self.server_label)}  ")
         style = "green" if self.connection == "connected" else "bold red"
         status.append(self.connection, style=style)
+        if self.config.insecure:
+            status.append("  INSECURE: certificate not checked", style="bold red")
         if self.lag is not None and self.connection == "connected":
             status.append(f"  lag {self.lag * 1000:.0f} ms", style="dim")
         if self.unsent:

@@ -378,6 +378,15 @@ def connect(args: argparse.Namespace, *, embedded: bool = False) -> int:
             default = DEFAULT_TLS_PORT if use_tls else DEFAULT_PORT
             nick, host, port = cfg.parse_target(args.target, default)
         nick = nick or settings.nick or cfg.default_nick()
+        if args.fingerprint is not None:
+            from tuichat.tls import normalize_fingerprint
+
+            digits = normalize_fingerprint(args.fingerprint).replace(":", "")
+            if len(digits) != 64 or any(ch not in "0123456789ABCDEF" for ch in digits):
+                raise cfg.ConfigError(
+                    f"--fingerprint {args.fingerprint!r} is not a SHA-256 fingerprint "
+                    "(64 hex digits, with or without colons)"
+                )
         channels = args.channel or settings.channels or ["#general"]
         channels = [name if name[:1] in "#&" else "#" + name for name in channels]
     except cfg.ConfigError as error:

@@ -228,6 +228,8 @@ class Connection:
             if self.closing:
                 return
             self.closing = True
+            if self.close_reason is None and error:  # the reason the log gives
+                self.close_reason = error.removeprefix("Closing link (").removesuffix(")")
             if drop_queued:
                 self.outbuf = bytearray()
             if error is not None:
@@ -587,14 +589,20 @@ class Server:
             if session is not None and not self._handshake(conn, session):
                 reason = "TLS handshake failed"
                 return
+            # with TLS, the client's first lines may have come in with the end of the handshake:
+            # decrypt what the session holds before reading more
+            held = session is not None
             while not conn.closing:
-                try:
-                    data = conn.sock.recv(RECV_SIZE)
-                except OSError as error:
-                    reason = f"Read error: {error.strerror or error}"
-                    break
-                if not data:
-                    break
+                if held:
+                    held, data = False, b""
+                else:
+                    try:
+                        data = conn.sock.recv(RECV_SIZE)
+                    except OSError as error:
+                        reason = f"Read error: {error.strerror or error}"
+                        break
+                    if not data:
+                        break
                 if session is not None:
                     try:
                         data, ended = session.decrypt(data)

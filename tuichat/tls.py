@@ -70,6 +70,7 @@ def make_self_signed(cert_file: Path, key_file: Path, name: str) -> None:
         serialization.NoEncryption(),
     )
     descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # an existing file keeps its mode through O_CREAT
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(key_bytes)
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

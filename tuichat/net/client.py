@@ -299,11 +299,15 @@ class Client:
         if expected is not None:
             if seen != expected:
                 secure.close()
+                if c.fingerprint:
+                    advice = "check the --fingerprint you gave."
+                else:
+                    where = c.known_servers or "your known servers"
+                    advice = f"if its certificate really changed, remove its line from {where}."
                 raise TrustRefused(
-                    f"REFUSED: the certificate of {c.host} port {c.port} is not the one trusted "
-                    f"before. Expected SHA-256 {expected}, got {seen}. Someone may be "
-                    "impersonating the server; if its certificate really changed, remove its "
-                    f"line from {c.known_servers or 'your known servers'}."
+                    f"REFUSED: the certificate of {c.host} port {c.port} is not the one trusted. "
+                    f"Expected SHA-256 {expected}, got {seen}. Someone may be impersonating the "
+                    f"server; {advice}"
                 )
             return secure
         self._trust_answered.clear()

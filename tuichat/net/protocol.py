@@ -8,6 +8,7 @@ Nothing here does I/O or keeps a clock.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -243,11 +244,13 @@ _BAD_CHANNEL_CHARS = re.compile(r"[\x00-\x20,\x7f-\x9f\s]")
 
 
 def is_valid_channel(name: str, max_len: int, chantypes: str = "#") -> bool:
-    """A channel name: a channel type, then no space, comma, BEL or other control character."""
+    """A channel name: a channel type, then no space, comma, BEL or other control character,
+    and no invisible formatting character (a bidi override would make `#evil` look like another)."""
     return (
         1 < len(name) <= max_len
         and name[0] in chantypes
         and _BAD_CHANNEL_CHARS.search(name) is None
+        and not any(unicodedata.category(ch) == "Cf" for ch in name)
     )
 
 
