@@ -246,7 +246,9 @@ class Outbox:
             tuple[Callable[[], object], Callable[[object, float, Outbox], None]]
         ] = []
 
-    def send(self, user: User, data: bytes) -> None:
+    def send(self, user: User, data: bytes | Variants) -> None:
+        if isinstance(data, Variants):
+            data = data.for_user(user)
         sends = self.sends
         if sends:
             targets, blob, skip = sends[-1]
@@ -355,6 +357,10 @@ def _tagmask(caps: set[str]) -> int:
 
 def _tagmask_of(user: User) -> int:
     return user.tagmask
+
+
+def _account_key(user: User) -> bool:
+    return bool(user.tagmask & TAG_ACCOUNT)
 
 
 def iso_time(ms: int) -> str:
@@ -607,8 +613,19 @@ class State:
         )
         out.send(user, line.encode(trailing=True))
 
-    def _from(self, user: User, command: str, *params: str, trailing: bool = True) -> bytes:
-        return Line(command, params, source=user.prefix).encode(trailing=trailing)
+    def _from(
+        self, user: User, command: str, *params: str, trailing: bool = True
+    ) -> bytes | Variants:
+        """A line from `user`; with the account tag for those who asked for it (account-tag)."""
+        data = Line(command, params, source=user.prefix).encode(trailing=trailing)
+        if user.account is None:
+            return data
+        tagged = b"@account=" + escape_tag_value(user.account).encode() + b" " + data
+
+        def build(member: User) -> bytes:
+            return tagged if member.tagmask & TAG_ACCOUNT else data
+
+        return Variants(_account_key, build)
 
     def _build_isupport(self) -> list[str]:
         c = self.config
@@ -984,7 +1001,7 @@ class State:
             user.channels[key] = chan
             out.broadcast(chan.users, self._join_line(user, chan.name, now))
             if user.away is not None:  # away-notify: members learn the newcomer is away
-                away = Line("AWAY", (user.away,), source=user.prefix).encode(trailing=True)
+                away = self._from(user, "AWAY", user.away)
                 for member in chan.users:
                     if member is not user and "away-notify" in member.caps:
                         out.send(member, away)
@@ -997,12 +1014,16 @@ class State:
         """JOIN as each member negotiated it: extended-join adds the account and real name."""
         plain = f":{user.prefix} JOIN {channel}"
         extended = f"{plain} {user.account or '*'} :{user.realname}"
-        stamp = "@time=" + iso_time(int(now * 1000)) + " "
+        stamp = "time=" + iso_time(int(now * 1000))
+        account = "account=" + escape_tag_value(user.account) if user.account else ""
 
         def build(member: User) -> bytes:
             text = extended if "extended-join" in member.caps else plain
-            if member.tagmask & TAG_TIME:
-                text = stamp + text
+            tags = [stamp] if member.tagmask & TAG_TIME else []
+            if account and member.tagmask & TAG_ACCOUNT:
+                tags.append(account)
+            if tags:
+                text = "@" + ";".join(tags) + " " + text
             return (text + "\r\n").encode("utf-8", "replace")
 
         return Variants(lambda member: (member.tagmask, "extended-join" in member.caps), build)
@@ -1349,11 +1370,11 @@ class State:
         if line.params and line.params[0]:
             user.away = _truncate(line.params[0], self.config.awaylen)
             self._reply(out, user, p.RPL_NOWAWAY, "You have been marked as being away")
-            notice = Line("AWAY", (user.away,), source=user.prefix).encode(trailing=True)
+            notice = self._from(user, "AWAY", user.away)
         else:
             user.away = None
             self._reply(out, user, p.RPL_UNAWAY, "You are no longer marked as being away")
-            notice = Line("AWAY", (), source=user.prefix).encode()
+            notice = self._from(user, "AWAY")
         for other in self._neighbours(user):
             if "away-notify" in other.caps:
                 out.send(other, notice)
@@ -1835,7 +1856,7 @@ class State:
         mask = user.prefix or f"{user.nick or '*'}!{user.username or '*'}@{user.host}"
         self._reply(out, user, p.RPL_LOGGEDIN, mask, account, f"You are now logged in as {account}")
         if user.registered:
-            data = Line("ACCOUNT", (account,), source=user.prefix).encode()
+            data = self._from(user, "ACCOUNT", account, trailing=False)
             for other in self._neighbours(user):
                 if "account-notify" in other.caps:
                     out.send(other, data)
@@ -2149,7 +2170,7 @@ class State:
             self._fail(out, user, "SETNAME", "INVALID_REALNAME", "That real name is not allowed")
             return
         user.realname = realname
-        data = Line("SETNAME", (realname,), source=user.prefix).encode(trailing=True)
+        data = self._from(user, "SETNAME", realname)
         for other in [user, *self._neighbours(user)]:
             if "setname" in other.caps:
                 out.send(other, data)

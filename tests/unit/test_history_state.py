@@ -1209,7 +1209,9 @@ def test_account_notify_extended_join_and_account_tag(net: HistoryNet) -> None:
     assert take_raw(watcher) == [":anon!~anon@127.0.0.1 JOIN #acc * :Anon Example"]
     logged = net.login("logged")
     net.send(logged, "JOIN #acc")
-    assert take_raw(watcher) == [":logged!~logged@127.0.0.1 JOIN #acc logged :Logged Example"]
+    assert take_raw(watcher) == [
+        "@account=logged :logged!~logged@127.0.0.1 JOIN #acc logged :Logged Example"
+    ]
     assert take_raw(plain_user) == [
         ":anon!~anon@127.0.0.1 JOIN #acc",
         ":logged!~logged@127.0.0.1 JOIN #acc",
@@ -1226,11 +1228,6 @@ def test_account_notify_extended_join_and_account_tag(net: HistoryNet) -> None:
     assert take(plain_user) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: account-tag says the tag 'MUST be added by the ircd to all commands sent by a "
-    "user (PRIVMSG, MODE, NOTICE, and all others)'; JOIN, PART, NICK, AWAY... come without it",
-)
 def test_account_tag_on_every_command_of_a_logged_in_user(net: HistoryNet) -> None:
     net.account("logged")
     watcher = net.cap_user("watcher", "account-tag", "away-notify")
