@@ -175,7 +175,8 @@ def test_register_then_sasl_login(history_server: Server, connect: Connect) -> N
     newcomer.send(f"REGISTER * newcomer@example.com {PASSWORD}")
     newcomer.expect(r"^:\S+ REGISTER SUCCESS newcomer :")
     newcomer.expect(r"^:\S+ 900 newcomer newcomer!~newcomer@127\.0\.0\.1 newcomer :")
-    watcher.expect(r"^:newcomer!~newcomer@127\.0\.0\.1 ACCOUNT newcomer$")
+    # the account tag rides along: the watcher asked for account-tag
+    watcher.expect(r"^@account=newcomer :newcomer!~newcomer@127\.0\.0\.1 ACCOUNT newcomer$")
     newcomer.send("PRIVMSG #acc :signed")
     assert got(watcher, r" PRIVMSG #acc :signed$").tags["account"] == "newcomer"
     newcomer.send("QUIT")
