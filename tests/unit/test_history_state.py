@@ -1224,7 +1224,7 @@ def test_account_notify_extended_join_and_account_tag(net: HistoryNet) -> None:
     assert all("account" not in line.tags for line in of(take(plain_user), "PRIVMSG"))
     # account-notify: logging in after joining
     net.send(anon, f"REGISTER * * {PASSWORD}")
-    assert take_raw(watcher) == [":anon!~anon@127.0.0.1 ACCOUNT anon"]
+    assert take_raw(watcher) == ["@account=anon :anon!~anon@127.0.0.1 ACCOUNT anon"]
     assert take(plain_user) == []
 
 

@@ -208,7 +208,7 @@ class LineBuffer:
         if self._skipping:
             return
         limit = self._max_body + self._max_tags if rest.startswith(b"@") else self._max_body
-        if len(rest) > limit and not rest.strip(b" "):
+        if not rest.strip(b" "):
             rest = b""  # only spaces so far: a blank line, or spaces that parse() drops anyway
         elif len(rest) > limit:
             # an unterminated line already past its limit: drop it and what follows up to its end
