@@ -467,10 +467,11 @@ def _middle(param: str) -> str:
 
 
 def _truncate(text: str, limit: int) -> str:
-    data = text.encode("utf-8")
+    """`text` cut to at most `limit` UTF-8 bytes, on a character boundary."""
+    data = text.encode("utf-8", "replace")
     if len(data) <= limit:
         return text
-    return data[:limit].decode("utf-8", "ignore")
+    return data[: max(0, limit)].decode("utf-8", "ignore")
 
 
 def _chunks(items: Iterable[str], head_len: int, limit: int = 510) -> list[str]:
@@ -618,6 +619,11 @@ class State:
     ) -> bytes | Variants:
         """A line from `user`; with the account tag for those who asked for it (account-tag)."""
         data = Line(command, params, source=user.prefix).encode(trailing=trailing)
+        if len(data) > p.MAX_BODY and params:
+            # a client's longest text, relayed with its prefix, would pass the line limit: cut
+            head = Line(command, (*params[:-1], ""), source=user.prefix).format(trailing=True)
+            last = _truncate(params[-1], p.MAX_BODY - 2 - len(head.encode()))
+            data = Line(command, (*params[:-1], last), source=user.prefix).encode(trailing=True)
         if user.account is None:
             return data
         tagged = b"@account=" + escape_tag_value(user.account).encode() + b" " + data
@@ -1305,6 +1311,10 @@ class State:
         """A PRIVMSG, NOTICE or TAGMSG: stored (not TAGMSG), then delivered with each
         recipient's tags; echoed to the sender when it asked for echo-message."""
         client_tags = _client_tags(line)
+        if text is not None:
+            # relayed with the sender's prefix, the line must still fit 512 bytes: cut the text
+            head = f":{user.prefix} {command} {target} :"
+            text = _truncate(text, p.MAX_BODY - 2 - len(head.encode("utf-8", "replace")))
         msgid = self.store.new_msgid() if self.store is not None else _fallback_msgid()
         time_ms = int(now * 1000)
         payload = _tagged(
@@ -1863,7 +1873,9 @@ class State:
 
     def _fail(self, out: Outbox, user: User, command: str, code: str, *context: str) -> None:
         """A standard reply: FAIL <command> <code> [context...] :<description>."""
-        line = Line("FAIL", (command, code, *context), source=self.config.server_name)
+        # the context may echo what a client sent; the last parameter is the description
+        middle = [_middle(param) for param in context[:-1]]
+        line = Line("FAIL", (command, code, *middle, *context[-1:]), source=self.config.server_name)
         out.send(user, line.encode(trailing=True))
 
     def _register(self, user: User, line: Line, now: float, out: Outbox) -> None:
@@ -2134,7 +2146,7 @@ class State:
         else:
             ms = user.markers.get(key)
         stamp = "timestamp=" + iso_time(ms) if ms is not None else "*"
-        line = Line("MARKREAD", (target, stamp), source=self.config.server_name)
+        line = Line("MARKREAD", (_middle(target), stamp), source=self.config.server_name)
         out.send(user, line.encode())
 
     def _markread(self, user: User, line: Line, now: float, out: Outbox) -> None:
@@ -2230,7 +2242,8 @@ class State:
             mask = mask.split("!", 1)[1]
         if "@" not in mask:
             mask = f"*@{mask}"
-        if mask.replace("*", "").replace("?", "").replace("@", "").replace(".", "") == "":
+        if not mask.partition("@")[2].strip("*?.:"):
+            # a host part of wildcards alone bans every address (user names all start with ~)
             self._fail(out, user, "KLINE", "INVALID_MASK", mask, "That mask would ban everyone")
             return
         reason = params[1] if len(params) > 1 and params[1] else "No reason given"
