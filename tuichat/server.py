@@ -104,6 +104,61 @@ class TokenBucket:
         return max(0.001, (1.0 - self.tokens) / self.rate) if self.rate > 0 else 0.0
 
 
+class Reader:
+    """One client's input: received bytes cut into lines that wait for the flood control."""
+
+    __slots__ = ("bucket", "buffer", "conn", "ended", "flood_queue", "reason", "waiting")
+
+    def __init__(self, conn: Connection, config: ServerConfig) -> None:
+        self.conn = conn
+        self.buffer = LineBuffer()
+        self.bucket = TokenBucket(config.flood_burst, config.flood_rate)
+        self.flood_queue = config.flood_queue if config.flood_rate > 0 else 1 << 30
+        self.waiting: collections.deque[str | TooLong] = collections.deque()
+        self.reason = "Remote host closed the connection"
+        self.ended = False
+
+    def read(self, block: bool) -> bool:
+        """Receive what there is (waiting for it when `block`); False when the connection ended."""
+        try:
+            if block:
+                data = self.conn.sock.recv(RECV_SIZE)
+            else:
+                data = self.conn.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return True
+        except OSError as error:
+            self.reason = f"Read error: {error.strerror or error}"
+            self.ended = True
+            return False
+        if not data:
+            self.ended = True
+            return False
+        return self.take(data)
+
+    def take(self, data: bytes) -> bool:
+        """Add received bytes (decrypted first with TLS); False when the connection ended."""
+        session = self.conn.tls
+        if session is not None:
+            try:
+                data, closed = session.decrypt(data)
+            except ssl.SSLError as error:
+                self.reason = f"TLS error: {error.reason or error}"
+                self.ended = True
+                return False
+            if session.has_output():
+                self.conn.kick()
+            if closed:
+                self.ended = True
+                return False
+        if data:
+            self.waiting.extend(self.buffer.feed(data))
+        return True
+
+    def flooding(self, exempt: bool) -> bool:
+        return len(self.waiting) > self.flood_queue and not exempt
+
+
 class TLSSession:
     """A connection's TLS on memory buffers: the reader thread decrypts, the writer encrypts, each
     under `lock`, which is never held across a system call (one SSL object must not be used by
@@ -530,9 +585,6 @@ class Server:
             if len(recent) >= c.connects_per_minute:
                 return "Connecting too fast; try again in a minute"
             recent.append(now)
-            if len(self._recent) > 10000:  # forget quiet addresses
-                for quiet in [ip for ip, times in self._recent.items() if not times]:
-                    del self._recent[quiet]
         return self.state.banned_host(host, self.clock())
 
     def _start_client(
@@ -577,69 +629,53 @@ class Server:
     # -- one client -------------------------------------------------------------------------------
 
     def _serve(self, conn: Connection, user: User) -> None:
-        buffer = LineBuffer()
-        reason = "Remote host closed the connection"
+        reader = Reader(conn, self.config)
         debug = log.isEnabledFor(logging.DEBUG)
-        session = conn.tls
-        c = self.config
-        bucket = TokenBucket(c.flood_burst, c.flood_rate)
-        flood_queue = c.flood_queue if c.flood_rate > 0 else 1 << 30
-        waiting: collections.deque[str | TooLong] = collections.deque()
+        waiting = reader.waiting
         try:
-            if session is not None and not self._handshake(conn, session):
-                reason = "TLS handshake failed"
+            if conn.tls is not None and not self._handshake(conn, conn.tls):
+                reader.reason = "TLS handshake failed"
                 return
             # with TLS, the client's first lines may have come in with the end of the handshake:
             # decrypt what the session holds before reading more
-            held = session is not None
+            held = conn.tls is not None
             while not conn.closing:
                 if held:
-                    held, data = False, b""
-                else:
-                    try:
-                        data = conn.sock.recv(RECV_SIZE)
-                    except OSError as error:
-                        reason = f"Read error: {error.strerror or error}"
+                    held = False
+                    if not reader.take(b""):
                         break
-                    if not data:
-                        break
-                if session is not None:
-                    try:
-                        data, ended = session.decrypt(data)
-                    except ssl.SSLError as error:
-                        reason = f"TLS error: {error.reason or error}"
-                        break
-                    if session.has_output():
-                        conn.kick()
-                    if ended:
-                        break
-                    if not data:
-                        continue
-                registered = user.registered
-                waiting.extend(buffer.feed(data))
-                if len(waiting) > flood_queue and not self._exempt(user):
-                    conn.close_reason = "Excess Flood"
-                    conn.close("Closing link (Excess Flood)")
+                elif not reader.read(block=True):
                     break
+                registered = user.registered
                 while waiting and not user.gone and not conn.closing:
+                    if reader.flooding(self._exempt(user)):
+                        conn.close_reason = "Excess Flood"
+                        conn.close("Closing link (Excess Flood)")
+                        break
                     exempt = self._exempt(user)
                     batch = []
-                    while waiting and (_free(waiting[0]) or bucket.take(exempt)):
+                    while waiting and (_free(waiting[0]) or reader.bucket.take(exempt)):
                         batch.append(waiting.popleft())
-                    if not batch:
-                        # over the rate: this client waits (and is not read) a moment
-                        self._stopping.wait(bucket.wait_time())
+                    if batch:
+                        self._handle_batch(conn, user, batch, debug)
+                        continue
+                    # over the rate: the lines wait. Whatever else the client has sent joins
+                    # them, so one that keeps flooding passes the flood queue and is cut off.
+                    if not reader.read(block=False):
+                        break
+                    if not reader.flooding(exempt):
+                        self._stopping.wait(reader.bucket.wait_time())
                         if self._stopping.is_set():
                             break
-                        continue
-                    self._handle_batch(conn, user, batch, debug)
+                if reader.ended:
+                    break
                 if not registered and user.registered:
                     log.info("registered %s from %s", user.prefix, conn.address)
         except Exception:
             log.exception("error serving %s", conn.address)
-            reason = "Internal error"
+            reader.reason = "Internal error"
         finally:
-            self._finish(conn, user, conn.close_reason or reason)
+            self._finish(conn, user, conn.close_reason or reader.reason)
 
     @staticmethod
     def _exempt(user: User) -> bool:
@@ -767,6 +803,15 @@ class Server:
                 if now >= next_prune:
                     self._prune(now)
                     next_prune = now + 3600
+                self._forget_quiet_addresses()
+
+    def _forget_quiet_addresses(self) -> None:
+        """Drop the connection times of addresses not seen for a minute (under the state lock)."""
+        cutoff = time.monotonic() - 60
+        for host in [
+            host for host, times in self._recent.items() if not times or times[-1] < cutoff
+        ]:
+            del self._recent[host]
 
     def _prune(self, now: float) -> None:
         """Forget history older than --history-days (under the state lock)."""

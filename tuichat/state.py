@@ -1336,7 +1336,7 @@ class State:
                 )
             )
         echo = "echo-message" in user.caps
-        if len(recipients) == 1 and recipients[0] is user:
+        if not target.startswith("#") and recipients[0] is user:
             out.broadcast(recipients, payload)  # to oneself: delivered once, echo or not
         else:
             out.broadcast(recipients, payload, None if echo else user)

@@ -4,6 +4,7 @@ made by a factory that closes them all at teardown."""
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,7 +64,8 @@ def history_server(start_server: StartServer, db_path: Path) -> Server:
 @pytest.fixture
 def connect(request: pytest.FixtureRequest) -> Iterator[Connect]:
     """Make clients (registered when given a nick) of `server`, or of the default `server`
-    fixture; all are closed at teardown."""
+    fixture; all are closed at teardown. `source` binds the client to another loopback address
+    (127.0.0.2...); `tls` connects to the server's TLS port with that context."""
     clients: list[Client] = []
 
     def make(
@@ -72,11 +74,18 @@ def connect(request: pytest.FixtureRequest) -> Iterator[Connect]:
         server: Server | None = None,
         rcvbuf: int | None = None,
         answer_pings: bool = False,
+        source: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> Client:
         if server is None:
             server = request.getfixturevalue("server")
         client = Client(
-            server.port, rcvbuf=rcvbuf, answer_pings=answer_pings, name=nick or "client"
+            server.tls_address[1] if tls is not None else server.port,
+            rcvbuf=rcvbuf,
+            answer_pings=answer_pings,
+            name=nick or "client",
+            source=source,
+            tls=tls,
         )
         clients.append(client)
         if nick is not None:

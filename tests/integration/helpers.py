@@ -15,6 +15,7 @@ import queue
 import re
 import selectors
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -53,13 +54,21 @@ class Client:
         rcvbuf: int | None = None,
         answer_pings: bool = False,
         name: str = "client",
+        source: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             # before connect(), so that the window offered in the handshake is already small
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source is not None:
+            # another loopback address (127.0.0.2...): a client "from elsewhere" for per-IP limits
+            sock.bind((source, 0))
         sock.settimeout(5)
         sock.connect((HOST, port))
+        if tls is not None:
+            # the handshake happens here, within the 5 s timeout
+            sock = tls.wrap_socket(sock, server_hostname=HOST)
         self.sock = sock
         self.name = name
         self.nick: str | None = None
@@ -113,6 +122,10 @@ class Client:
 
     def fill_nowait(self) -> None:
         """Queue the lines of whatever data has arrived, without waiting."""
+        if isinstance(self.sock, ssl.SSLSocket):
+            # no recv flags on TLS sockets
+            self._fill(0)
+            return
         try:
             data = self.sock.recv(262144, socket.MSG_DONTWAIT)
         except BlockingIOError:
@@ -370,4 +383,6 @@ class Connect(Protocol):
         server: Server | None = None,
         rcvbuf: int | None = None,
         answer_pings: bool = False,
+        source: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> Client: ...

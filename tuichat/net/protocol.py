@@ -125,6 +125,8 @@ def parse(text: str) -> Line:
     if not words:
         raise ParseError(f"no command in {text!r}")
     command = words[0].upper()
+    if not (command.isascii() and (command.isalpha() or (command.isdigit() and len(command) == 3))):
+        raise ParseError(f"{words[0]!r} is not a command")
     params = words[1:]
     if trailing is not None:
         params.append(trailing)
@@ -194,9 +196,9 @@ class LineBuffer:
                 self._skipping = False
                 yield TooLong(tags_too_long=self._skip_tags)
                 continue
-            if not raw.strip(b" "):
-                continue
             too_long = self._limit(raw)
+            if not raw.strip(b" ") and too_long is None:
+                continue  # an empty line (an over-long run of spaces is TooLong, however chunked)
             if too_long is not None:
                 yield too_long
                 continue
@@ -208,9 +210,7 @@ class LineBuffer:
         if self._skipping:
             return
         limit = self._max_body + self._max_tags if rest.startswith(b"@") else self._max_body
-        if not rest.strip(b" "):
-            rest = b""  # only spaces so far: a blank line, or spaces that parse() drops anyway
-        elif len(rest) > limit:
+        if len(rest) > limit:
             # an unterminated line already past its limit: drop it and what follows up to its end
             self._skipping = True
             self._skip_tags = rest.startswith(b"@") and b" " not in rest[: self._max_tags]
