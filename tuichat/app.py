@@ -212,7 +212,9 @@ class TuichatApp(App[None]):
         if self.autojoin:
             if self._disconnected_at is not None:
                 self._rejoin_pending = {casefold(name) for name in self.autojoin}
-            self.client.send(Line("JOIN", (",".join(self.autojoin),)))
+            # several JOIN lines if need be: one line holds 512 bytes
+            for names in _joined_up(self.autojoin):
+                self.client.send(Line("JOIN", (names,)))
         unsent, self.unsent = self.unsent, []
         for item in unsent:
             _, label = self._send(item.line)
@@ -620,6 +622,17 @@ class Unsent:
 
 HISTORY_PAGE = 100  # messages per CHATHISTORY request after a reconnect
 BACKLOG = 50  # messages of backlog fetched on joining a channel
+
+
+def _joined_up(names: list[str], limit: int = 400) -> list[str]:
+    """Channel names joined with commas into pieces that fit a line."""
+    pieces: list[str] = []
+    for name in names:
+        if pieces and len(pieces[-1]) + 1 + len(name) <= limit:
+            pieces[-1] += "," + name
+        else:
+            pieces.append(name)
+    return pieces
 
 
 def _hhmm(moment: float) -> str:

@@ -65,7 +65,7 @@ class ServerConfig:
 
 
 # lines that cost nothing against flood control: keeping the connection alive and negotiating
-FREE_COMMANDS = frozenset({"PING", "PONG", "CAP", "AUTHENTICATE"})
+FREE_COMMANDS = frozenset({"PING", "PONG", "CAP"})
 
 
 def _free(item: str | TooLong) -> bool:
@@ -311,6 +311,8 @@ class Writer(threading.Thread):
         self._selector.register(self._wake_r, selectors.EVENT_READ)
         self._idle = False
         self._stopping = False
+        self._pipe_lock = threading.Lock()
+        self._pipe_closed = False
 
     def schedule(self, conn: Connection) -> None:
         """Have `conn`'s buffer sent (from any thread)."""
@@ -331,8 +333,19 @@ class Writer(threading.Thread):
 
     def _wake(self) -> None:
         self._idle = False
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.write(self._wake_w, b"x")
+        with self._pipe_lock:
+            if self._pipe_closed:  # a reader finishing after the writer: nobody to wake
+                return
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.write(self._wake_w, b"x")
+
+    def close(self) -> None:
+        """Close the wake-up pipe (after the writer has stopped)."""
+        with self._pipe_lock:
+            if not self._pipe_closed:
+                self._pipe_closed = True
+                os.close(self._wake_r)
+                os.close(self._wake_w)
 
     def run(self) -> None:
         ready = self._ready
@@ -358,8 +371,6 @@ class Writer(threading.Thread):
             if key.fd != self._wake_r:
                 self._close(key.data)
         self._selector.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
 
     def _flush(self, conn: Connection) -> None:
         if conn.closed:
@@ -516,13 +527,15 @@ class Server:
         """Tell every client, close everything, and return within about `timeout` seconds."""
         if self._stopping.is_set() or self._listener is None:
             return
+        deadline = time.monotonic() + timeout
         self._stopping.set()
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
         if self._accepter is not None:
-            self._accepter.join(timeout)
-        deadline = time.monotonic() + timeout
+            self._accepter.join(max(0.0, deadline - time.monotonic()))
         with self.lock:
+            # everyone leaves at once: nobody needs to hear of the others' QUITs
+            self.state.closing = True
             connections = list(self._connections)
         for conn in connections:
             conn.close_reason = message
@@ -533,9 +546,19 @@ class Server:
             self._reaper.join(max(0.0, deadline - time.monotonic()))
         self.writer.stop()
         self.writer.join(max(0.1, deadline - time.monotonic()))
-        if self.store is not None:
-            with self.lock:
+        # what the writer could not close in time, close here: no socket outlives stop()
+        for conn in connections:
+            if not conn.closed:
+                conn.closed = True
+                with contextlib.suppress(OSError):
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+                conn.sock.close()
+        if self.store is not None and self.lock.acquire(timeout=0.2):
+            try:
                 self.store.close()
+            finally:
+                self.lock.release()
+        self.writer.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
         log.info("stopped")
@@ -568,7 +591,10 @@ class Server:
                 log.error("accept failed: %s", error)
                 self._stopping.wait(0.1)
                 return
-            self._start_client(sock, address, context)
+            try:
+                self._start_client(sock, address, context)
+            except Exception:  # a thread that would not start, say: that client only
+                log.exception("cannot serve a connection from %s", address[0])
 
     def _refusal(self, host: str) -> str | None:
         """Why a new connection from `host` is refused, if it is (under the state lock)."""
@@ -623,8 +649,17 @@ class Server:
             name=f"tuichat-client-{conn.address}",
             daemon=True,
         )
+        try:
+            thread.start()
+        except RuntimeError:
+            # no thread to be had (a process limit): undo this client, keep serving the others
+            with self.lock:
+                self.state.clients.discard(user)
+                self._connections.discard(conn)
+                self._forget_address(host)
+            sock.close()
+            raise
         self._threads.add(thread)
-        thread.start()
 
     # -- one client -------------------------------------------------------------------------------
 
@@ -752,12 +787,7 @@ class Server:
         with self.lock:
             self.state.disconnect(user, reason, self.clock(), out)
             self._connections.discard(conn)
-            host = conn.address.rsplit(":", 1)[0]
-            count = self._per_ip.get(host, 0) - 1
-            if count > 0:
-                self._per_ip[host] = count
-            else:
-                self._per_ip.pop(host, None)
+            self._forget_address(conn.address.rsplit(":", 1)[0])
             self.dispatch(out)
         self.writer.retire(conn)
         self._threads.discard(threading.current_thread())
@@ -804,6 +834,14 @@ class Server:
                     self._prune(now)
                     next_prune = now + 3600
                 self._forget_quiet_addresses()
+
+    def _forget_address(self, host: str) -> None:
+        """One connection from `host` fewer (under the state lock)."""
+        count = self._per_ip.get(host, 0) - 1
+        if count > 0:
+            self._per_ip[host] = count
+        else:
+            self._per_ip.pop(host, None)
 
     def _forget_quiet_addresses(self) -> None:
         """Drop the connection times of addresses not seen for a minute (under the state lock)."""

@@ -23,6 +23,8 @@ from tuichat.net import protocol as p
 from tuichat.net.protocol import Line, casefold, escape_tag_value
 from tuichat.store import Bound, Message, Store, check_password, hash_password, new_salt
 
+MAX_INVITES = 100  # invitations one channel holds
+MAX_SASL_FAILURES = 3  # wrong passwords before the connection is closed
 CHANNEL_MODES = "imnst"  # flags without a parameter
 CHANNEL_MODES_ALL = "biklmnoqstv"
 USER_MODES = "io"
@@ -101,6 +103,7 @@ class User:
         "markers",
         "tls",
         "cap302",
+        "sasl_failures",
     )
 
     def __init__(self, sink: Sink, host: str, now: float) -> None:
@@ -131,6 +134,7 @@ class User:
         self.markers: dict[str, int] = {}  # read markers of a user with no account (ms)
         self.tls = False
         self.cap302 = False
+        self.sasl_failures = 0
 
     def __repr__(self) -> str:
         return f"<User {self.nick or '*'} {self.host}>"
@@ -154,6 +158,7 @@ class Channel:
         "limit",
         "bans",
         "quiets",
+        "invited",
         "members",
         "users",
     )
@@ -169,6 +174,7 @@ class Channel:
         self.limit: int | None = None
         self.bans: list[tuple[str, str, int]] = []
         self.quiets: list[tuple[str, str, int]] = []  # +q: may stay, may not speak
+        self.invited: dict[User, None] = {}  # invitations, oldest first; gone with the channel
         self.members: dict[User, set[str]] = {}
         self.users: tuple[User, ...] = ()
 
@@ -553,6 +559,7 @@ class State:
         if store is None or not self.config.open_registration:
             del self.capabilities["draft/account-registration"]
         self._batches = itertools.count(1)
+        self.closing = False  # the server is shutting down
         # server bans by user@host mask: mask -> (reason, setter, expires or 0)
         self.klines: dict[str, tuple[str, str, float]] = dict(store.klines()) if store else {}
         self.sts_port: int | None = None  # the TLS port, advertised with STS when set
@@ -650,7 +657,8 @@ class State:
             f"NETWORK={c.network}",
             f"NICKLEN={c.nicklen}",
             "PREFIX=(ov)@+",
-            f"TARGMAX=PRIVMSG:{c.maxtargets},NOTICE:{c.maxtargets},JOIN:,PART:,KICK:1,WHOIS:1",
+            f"TARGMAX=PRIVMSG:{c.maxtargets},NOTICE:{c.maxtargets},NAMES:{c.maxtargets},JOIN:,"
+            "PART:,KICK:1,WHOIS:1",
             f"TOPICLEN={c.topiclen}",
             f"USERLEN={c.userlen}",
             f"NAMELEN={c.namelen}",
@@ -757,6 +765,9 @@ class State:
             return
         user.gone = True
         self.clients.discard(user)
+        if self.closing:  # the server is going: everyone leaves, nobody needs to be told
+            out.close(user, f"Closing link ({reason})")
+            return
         if user.registered:
             self.whowas.append(WhowasEntry(user.nick, user.username, user.host, user.realname, now))
             data = self._from(user, "QUIT", reason)
@@ -1002,7 +1013,7 @@ class State:
                 if error is not None:
                     self._reply(out, user, error[0], chan.name, error[1])
                     continue
-            user.invites.discard(key)
+            chan.invited.pop(user, None)
             chan.add(user, modes)
             user.channels[key] = chan
             out.broadcast(chan.users, self._join_line(user, chan.name, now))
@@ -1075,7 +1086,7 @@ class State:
         out.send(user, b"".join(parts))
 
     def _join_error(self, chan: Channel, user: User, key: str | None) -> tuple[str, str] | None:
-        invited = casefold(chan.name) in user.invites
+        invited = user in chan.invited
         if chan.key is not None and key != chan.key:
             return p.ERR_BADCHANNELKEY, "Cannot join channel (+k)"
         if chan.limit is not None and len(chan.members) >= chan.limit:
@@ -1134,8 +1145,10 @@ class State:
         if not line.params:
             self._reply(out, user, p.RPL_ENDOFNAMES, "*", "End of /NAMES list")
             return
-        for name in line.params[0].split(","):
-            chan = self.channels.get(casefold(name))
+        # each channel once, and a few at most: a long list of a big channel is a lot of work
+        names = list(dict.fromkeys(casefold(name) for name in line.params[0].split(",") if name))
+        for name in names[: self.config.maxtargets]:
+            chan = self.channels.get(name)
             if chan is not None and self._visible(chan, user):
                 self._send_names(out, user, chan)
             else:
@@ -1205,7 +1218,9 @@ class State:
                 out, user, p.ERR_USERONCHANNEL, target.nick, chan.name, "is already on channel"
             )
             return
-        target.invites.add(casefold(chan.name))
+        if len(chan.invited) >= MAX_INVITES:  # bounded: the oldest invitation goes
+            del chan.invited[next(iter(chan.invited))]
+        chan.invited[target] = None
         self._reply(out, user, p.RPL_INVITING, target.nick, chan.name)
         invite = self._from(user, "INVITE", target.nick, chan.name)
         out.send(target, invite)
@@ -1495,6 +1510,8 @@ class State:
                     continue
                 if ch in "bq":
                     entries = chan.bans if ch == "b" else chan.quiets
+                    if " " in arg or not arg:
+                        continue  # a mask cannot hold a space
                     mask = p.normalize_mask(arg)
                     present = [ban for ban in entries if casefold(ban[0]) == casefold(mask)]
                     if sign == "+" and not present and len(entries) >= self.config.maxbans:
@@ -1856,6 +1873,9 @@ class State:
                 self._reply(follow, user, p.RPL_SASLSUCCESS, "SASL authentication successful")
             else:
                 self._reply(follow, user, p.ERR_SASLFAIL, "SASL authentication failed")
+                user.sasl_failures += 1
+                if user.sasl_failures >= MAX_SASL_FAILURES:  # no guessing passwords here
+                    self.disconnect(user, "Too many failed logins", now, follow)
 
         out.defer(verify, then)
 
@@ -2118,7 +2138,13 @@ class State:
             self._fail(out, user, "CHATHISTORY", "INVALID_PARAMS", "TARGETS", "Invalid timestamps")
             return
         channels = list(user.channels)
-        found = self.store.targets(channels, casefold(user.nick), start, end, limit)
+        # private conversations of a registered nick only for its owner (as in _history_key)
+        owned = self.store.account(casefold(user.nick)) is not None
+        mine = not owned or (
+            user.account is not None and casefold(user.account) == casefold(user.nick)
+        )
+        nick = casefold(user.nick) if mine else "\0"  # matches no private conversation
+        found = self.store.targets(channels, nick, start, end, limit)
         server = self.config.server_name
         batch = self._batch_id().decode() if "batch" in user.caps else None
         parts = []

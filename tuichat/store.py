@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS messages (
     tags TEXT                       -- client-only tags (JSON), if any
 );
 CREATE INDEX IF NOT EXISTS messages_by_key ON messages (key, time);
+CREATE INDEX IF NOT EXISTS messages_by_key_seq ON messages (key, seq);
 CREATE INDEX IF NOT EXISTS messages_by_time ON messages (time);
 CREATE TABLE IF NOT EXISTS accounts (
     name TEXT PRIMARY KEY,          -- folded
@@ -77,10 +78,15 @@ class Message:
     tags: dict[str, str] | None = None
 
 
+# scrypt takes 16 MiB and releases the GIL: a crowd of logins at once must not take GBs
+_HASHING = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+
+
 def hash_password(password: str, salt: bytes) -> bytes:
-    return hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32
-    )
+    with _HASHING:
+        return hashlib.scrypt(
+            password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32
+        )
 
 
 def check_password(password: str, salt: bytes, expected: bytes) -> bool:

@@ -79,6 +79,7 @@ def make_self_signed(cert_file: Path, key_file: Path, name: str) -> None:
 def server_context(cert_file: str | Path, key_file: str | Path) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_RENEGOTIATION  # CPU outside flood control, writer errors
     context.load_cert_chain(str(cert_file), str(key_file))
     return context
 

@@ -311,6 +311,9 @@ class Client:
                 )
             return secure
         self._trust_answered.clear()
+        if self._stopping.is_set():  # closed meanwhile: nobody is there to answer
+            secure.close()
+            raise TrustRefused("closed before the certificate was trusted")
         self._emit(TrustQuestion(c.host, c.port, seen))
         self._trust_answered.wait()
         if self._stopping.is_set() or not self._trusted:

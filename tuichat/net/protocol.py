@@ -11,7 +11,6 @@ import re
 import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 #: The body of a line (source, command, params, CRLF) may take at most this many bytes.
 MAX_BODY = 512
@@ -254,17 +253,33 @@ def is_valid_channel(name: str, max_len: int, chantypes: str = "#") -> bool:
     )
 
 
-@lru_cache(maxsize=4096)
-def _mask_re(folded_mask: str) -> re.Pattern[str]:
-    pattern = "".join(
-        ".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in folded_mask
-    )
-    return re.compile(pattern + r"\Z", re.DOTALL)
+def _glob(pattern: str, text: str) -> bool:
+    """`*` and `?` matching in O(len(pattern) * len(text)) at worst: on a mismatch it goes back
+    only to the last `*` (a regex backtracks exponentially on `*a*a*a*...z`)."""
+    p = t = 0
+    star = -1
+    mark = 0
+    while t < len(text):
+        if p < len(pattern) and (pattern[p] == "?" or pattern[p] == text[t]):
+            p += 1
+            t += 1
+        elif p < len(pattern) and pattern[p] == "*":
+            star, mark = p, t
+            p += 1
+        elif star >= 0:
+            p = star + 1
+            mark += 1
+            t = mark
+        else:
+            return False
+    while p < len(pattern) and pattern[p] == "*":
+        p += 1
+    return p == len(pattern)
 
 
 def mask_matches(mask: str, text: str) -> bool:
     """Whether `text` matches the IRC wildcard `mask` (`*`, `?`), casefolded."""
-    return _mask_re(casefold(mask)).match(casefold(text)) is not None
+    return _glob(casefold(mask), casefold(text))
 
 
 def normalize_mask(mask: str) -> str:
