@@ -1456,3 +1456,17 @@ def test_markread_reaches_the_other_clients_of_the_account(net: HistoryNet) -> N
     stamp = "timestamp=2026-01-02T03:04:05.678Z"
     net.send(phone, f"MARKREAD #m {stamp}")
     assert take_raw(laptop) == [f":tuichat MARKREAD #m {stamp}"]
+
+
+def test_three_wrong_passwords_close_the_connection(net: HistoryNet) -> None:
+    import base64
+
+    net.account("alice")
+    guesser = net.connect()
+    net.send(guesser, "CAP REQ :sasl")
+    token = base64.b64encode(b"\0alice\0wrong-password").decode()
+    for _ in range(3):
+        net.send(guesser, "AUTHENTICATE PLAIN")
+        net.send(guesser, f"AUTHENTICATE {token}")
+    assert guesser.gone
+    assert sink_of(guesser).closed == ["Closing link (Too many failed logins)"]

@@ -2000,3 +2000,36 @@ def test_random_traffic_keeps_state_consistent(
     assert net.state.channels == {}
     assert net.state.nicks == {}
     assert net.state.clients == set()
+
+
+# found in review ----------------------------------------------------------------------------------
+
+
+def test_an_invitation_does_not_outlive_its_channel(net: Net, alice: User, bob: User) -> None:
+    net.send(alice, "JOIN #secret")
+    net.send(alice, "INVITE bob #secret")
+    net.send(alice, "PART #secret")  # the channel is gone, and the invitation with it
+    carol = net.register("carol")
+    net.send(carol, "JOIN #secret")
+    net.send(carol, "MODE #secret +i")
+    numeric(net.send(bob, "JOIN #secret"), bob, p.ERR_INVITEONLYCHAN, "#secret")
+
+
+def test_names_answers_each_channel_once_and_a_few_at_most(net: Net, alice: User) -> None:
+    net.send(alice, "JOIN #big")
+    out = net.send(alice, "NAMES " + ",".join(["#big"] * 50))
+    assert commands(out, alice).count(p.RPL_ENDOFNAMES) == 1
+    out = net.send(alice, "NAMES #a,#b,#c,#d,#e,#f,#g")
+    assert commands(out, alice).count(p.RPL_ENDOFNAMES) == net.state.config.maxtargets
+
+
+def test_a_ban_mask_with_a_space_is_refused(net: Net, alice: User) -> None:
+    net.send(alice, "JOIN #c")
+    out = net.send(alice, "MODE #c +b :x y")
+    assert net.state.channels["#c"].bans == []
+    silent(out, alice)
+
+
+def test_alone_in_a_channel_one_gets_no_copy_of_ones_message(net: Net, alice: User) -> None:
+    net.send(alice, "JOIN #c")
+    silent(net.send(alice, "PRIVMSG #c :anyone?"), alice)
