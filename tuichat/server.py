@@ -428,6 +428,18 @@ class Writer(threading.Thread):
         conn.sock.close()
 
 
+def _address_key(host: str) -> str:
+    """What the per-address limits count: an IPv4 address, or an IPv6 /64 (one is cheap to get
+    a whole /64 of addresses)."""
+    if ":" not in host:
+        return host
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, host.split("%", 1)[0])
+    except OSError:
+        return host
+    return packed[:8].hex() + "::/64"
+
+
 def _listen(host: str, port: int) -> socket.socket:
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     family, _, _, _, address = infos[0]
@@ -599,6 +611,8 @@ class Server:
     def _refusal(self, host: str) -> str | None:
         """Why a new connection from `host` is refused, if it is (under the state lock)."""
         c = self.config
+        banned = self.state.banned_host(host, self.clock())
+        host = _address_key(host)
         if c.max_clients and len(self._connections) >= c.max_clients:
             return "Server is full"
         if c.max_per_ip and self._per_ip.get(host, 0) >= c.max_per_ip:
@@ -611,7 +625,7 @@ class Server:
             if len(recent) >= c.connects_per_minute:
                 return "Connecting too fast; try again in a minute"
             recent.append(now)
-        return self.state.banned_host(host, self.clock())
+        return banned
 
     def _start_client(
         self, sock: socket.socket, address: tuple[str, int], context: ssl.SSLContext | None
@@ -620,7 +634,8 @@ class Server:
         with self.lock:
             refusal = self._refusal(host)
             if refusal is None:
-                self._per_ip[host] = self._per_ip.get(host, 0) + 1
+                key = _address_key(host)
+                self._per_ip[key] = self._per_ip.get(key, 0) + 1
         if refusal is not None:
             log.info("refused %s: %s", host, refusal)
             with contextlib.suppress(OSError):
@@ -837,6 +852,7 @@ class Server:
 
     def _forget_address(self, host: str) -> None:
         """One connection from `host` fewer (under the state lock)."""
+        host = _address_key(host)
         count = self._per_ip.get(host, 0) - 1
         if count > 0:
             self._per_ip[host] = count

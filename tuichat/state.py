@@ -24,6 +24,7 @@ from tuichat.net.protocol import Line, casefold, escape_tag_value
 from tuichat.store import Bound, Message, Store, check_password, hash_password, new_salt
 
 MAX_INVITES = 100  # invitations one channel holds
+MAX_MARKERS = 1000  # read markers kept for a user without an account
 MAX_SASL_FAILURES = 3  # wrong passwords before the connection is closed
 CHANNEL_MODES = "imnst"  # flags without a parameter
 CHANNEL_MODES_ALL = "biklmnoqstv"
@@ -690,7 +691,7 @@ class State:
         user.last_active = now
         user.ping_sent = None
         label = line.tags.get("label") if line.tags else None
-        if label and "labeled-response" in user.caps:
+        if label and "labeled-response" in user.caps and "batch" in user.caps:
             sub = Outbox()
             self._dispatch_command(user, line, now, sub)
             self._labeled(user, label[:64], sub, out)
@@ -2197,6 +2198,8 @@ class State:
                 and "draft/read-marker" in other.caps
             ]
         else:
+            if key not in user.markers and len(user.markers) >= MAX_MARKERS:
+                del user.markers[next(iter(user.markers))]  # bounded: the oldest goes
             user.markers[key] = max(ms, user.markers.get(key, 0))
             sessions = [user]
         for session in sessions or [user]:  # every client of the account learns of it

@@ -42,3 +42,12 @@ def test_stop_with_many_members_of_one_channel_is_quick_and_closes_everything() 
         server.stop()
         for sock in clients:
             sock.close()
+
+
+def test_per_address_limits_count_an_ipv6_64_as_one_address() -> None:
+    from tuichat.server import _address_key
+
+    assert _address_key("127.0.0.1") == "127.0.0.1"
+    assert _address_key("2001:db8:1:2::1") == _address_key("2001:db8:1:2:ffff::9")
+    assert _address_key("2001:db8:1:2::1") != _address_key("2001:db8:1:3::1")
+    assert _address_key("::1") == _address_key("0:0:0:0:0:0:0:1")
