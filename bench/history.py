@@ -88,15 +88,15 @@ def run(port: int, messages: int, senders: int, members: int) -> float:
             else:
                 pending[sock] = view[sent:]
         for key, _ in selector.select(timeout=0.05):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
+            ready = key.fileobj
+            assert isinstance(ready, socket.socket)
             try:
-                data = sock.recv(1 << 20)
+                data = ready.recv(1 << 20)
             except BlockingIOError:
                 continue
-            data = partial[sock] + data
+            data = partial[ready] + data
             end = data.rfind(b"\n") + 1
-            partial[sock] = data[end:]
+            partial[ready] = data[end:]
             received += data.count(b" PRIVMSG #bench ", 0, end)
     elapsed = time.perf_counter() - start
     for sock in socks:
