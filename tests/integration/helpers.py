@@ -309,6 +309,25 @@ def pump(clients: Sequence[Client], done: Callable[[], bool], timeout: float) ->
                     selector.unregister(client.sock)
 
 
+def read_until_closed(sock: socket.socket, timeout: float = 5) -> bytes:
+    """Read until the server closes `sock`; return what it sent. Fails after `timeout` s."""
+    received = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"not closed within {timeout} s; got {received[-200:]!r}"
+        sock.settimeout(remaining)
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            return received
+        if not data:
+            return received
+        received += data
+
+
 class ServeProcess:
     """`python -m tuichat serve --port 0 ARGS...` as a real process, its stderr read by a thread
     (so that it never fills up) into a queue of lines. `kill()` (idempotent) ends it."""

@@ -23,7 +23,7 @@ from tuichat.net.protocol import MAX_BODY, LineBuffer
 from tuichat.server import ServerConfig
 from tuichat.state import Config
 
-from .helpers import HOST, OPER, Client, Connect, StartServer
+from .helpers import HOST, OPER, Client, Connect, StartServer, read_until_closed
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -58,24 +58,6 @@ def sockets() -> Iterator[list[socket.socket]]:
     yield opened
     for sock in opened:
         sock.close()
-
-
-def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
-    received = b""
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"not closed within {timeout} s; got {received[-200:]!r}"
-        sock.settimeout(remaining)
-        try:
-            data = sock.recv(65536)
-        except TimeoutError:
-            continue
-        except ConnectionResetError:
-            return received
-        if not data:
-            return received
-        received += data
 
 
 # slowloris ----------------------------------------------------------------------------------------

@@ -2,95 +2,19 @@
 
 from __future__ import annotations
 
-import queue
-import re
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .helpers import Client
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class ServeProcess:
-    """`python -m tuichat serve --port 0`, with its stderr read by a thread (so that it never
-    fills up) into a queue of lines."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tuichat",
-                "serve",
-                "--port",
-                "0",
-                "--db",
-                str(tmp_path / "tuichat.db"),
-            ],
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.stderr: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def wait_for_line(self, pattern: str, timeout: float = 10) -> re.Match[str]:
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                line = self.lines.get(timeout=max(remaining, 0.001))
-            except queue.Empty:
-                raise AssertionError(f"no {pattern!r} on stderr: {self.stderr}") from None
-            if line is None:
-                raise AssertionError(f"stderr closed before {pattern!r}: {self.stderr}")
-            self.stderr.append(line)
-            match = regex.search(line)
-            if match is not None:
-                return match
-
-    def rest_of_stderr(self) -> str:
-        """Everything the process wrote to stderr (call after it has exited)."""
-        self._reader.join(5)
-        while True:
-            try:
-                line = self.lines.get_nowait()
-            except queue.Empty:
-                break
-            if line is not None:
-                self.stderr.append(line)
-        return "".join(self.stderr)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(5)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
+from .helpers import Client, ServeProcess
 
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[ServeProcess]:
-    process = ServeProcess(tmp_path)
+    process = ServeProcess("--db", str(tmp_path / "tuichat.db"))
     try:
         yield process
     finally:
@@ -100,7 +24,7 @@ def serve(tmp_path: Path) -> Iterator[ServeProcess]:
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_shuts_the_server_down(serve: ServeProcess, signum: signal.Signals) -> None:
-    port = int(serve.wait_for_line(r"listening on 127\.0\.0\.1 port (\d+)$")[1])
+    port = serve.port()
     assert port != 0
     client = Client(port)
     unregistered = Client(port)
@@ -129,6 +53,6 @@ def test_signal_shuts_the_server_down(serve: ServeProcess, signum: signal.Signal
         stuck.close()
     assert code == 0
     assert elapsed < 2
-    stderr = serve.rest_of_stderr()
+    stderr = serve.kill()  # it has exited: this only collects what it wrote
     assert "Traceback" not in stderr
     assert " ERROR " not in stderr

@@ -23,7 +23,7 @@ import tuichat.server
 from tuichat import tls
 from tuichat.server import STS_DURATION, Server, ServerConfig
 
-from .helpers import HOST, Client, Connect, StartServer
+from .helpers import HOST, Client, Connect, StartServer, read_until_closed
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -65,25 +65,6 @@ def raw_connect(port: int, sockets: list[socket.socket]) -> socket.socket:
     sock = socket.create_connection((HOST, port), timeout=5)
     sockets.append(sock)
     return sock
-
-
-def wait_closed(sock: socket.socket, timeout: float = 5) -> bytes:
-    """Read until the server closes `sock`; return what it sent. Fails after `timeout` s."""
-    received = b""
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"the server did not close the connection in {timeout} s"
-        sock.settimeout(remaining)
-        try:
-            data = sock.recv(65536)
-        except TimeoutError:
-            continue
-        except ConnectionResetError:
-            return received
-        if not data:
-            return received
-        received += data
 
 
 def client_hello(context: ssl.SSLContext) -> bytes:
@@ -216,8 +197,8 @@ def test_a_connection_that_never_handshakes_is_closed_after_the_timeout(
     alice.expect(r"^:bob!\S+ PRIVMSG #c :not blocked$")
     carol.expect(r"^:bob!\S+ PRIVMSG #c :not blocked$")
     # the server says nothing to them (no plain-text ERROR on a TLS port) and hangs up
-    assert wait_closed(silent) == b""
-    assert wait_closed(stalled) == b""
+    assert read_until_closed(silent) == b""
+    assert read_until_closed(stalled) == b""
     # not before the timeout (10 s in production, half a second here)
     assert time.monotonic() - started >= 0.5
     assert alice.sync() == []  # they never registered, so nobody saw them
@@ -250,7 +231,7 @@ def test_garbage_instead_of_a_client_hello_is_closed_without_harm(
     carol.join("#c")
     sock = raw_connect(tls_server.tls_address[1], raw_sockets)
     sock.sendall(garbage)
-    received = wait_closed(sock)
+    received = read_until_closed(sock)
     # whatever the server answers is a TLS alert record at most, never IRC
     assert b"ERROR" not in received and b"NOTICE" not in received
     assert received == b"" or received[0] == 0x15, received[:16]
