@@ -159,48 +159,6 @@ class Reader:
         return len(self.waiting) > self.flood_queue and not exempt
 
 
-class TLSSession:
-    """A connection's TLS on memory buffers: the reader thread decrypts, the writer encrypts, each
-    under `lock`, which is never held across a system call (one SSL object must not be used by
-    two threads at once)."""
-
-    __slots__ = ("incoming", "lock", "obj", "outgoing")
-
-    def __init__(self, context: ssl.SSLContext) -> None:
-        self.incoming = ssl.MemoryBIO()
-        self.outgoing = ssl.MemoryBIO()
-        self.obj = context.wrap_bio(self.incoming, self.outgoing, server_side=True)
-        self.lock = threading.Lock()
-
-    def encrypt(self, data: bytes | bytearray) -> bytes:
-        with self.lock:
-            if data:
-                self.obj.write(data)
-            return self.outgoing.read()
-
-    def decrypt(self, data: bytes) -> tuple[bytes, bool]:
-        """Plain text from received bytes, and whether the peer closed the TLS session."""
-        chunks: list[bytes] = []
-        closed = False
-        with self.lock:
-            self.incoming.write(data)
-            while True:
-                try:
-                    chunk = self.obj.read(65536)
-                except ssl.SSLWantReadError:
-                    break
-                except ssl.SSLZeroReturnError:
-                    closed = True
-                    break
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        return b"".join(chunks), closed
-
-    def has_output(self) -> bool:
-        return self.outgoing.pending > 0
-
-
 class Connection:
     """One client's socket and outbound buffer. The writer thread owns `pending` and the epoll
     registration; `lock` guards only `outbuf`, `dirty` and `closing`, and is never held across a
@@ -225,7 +183,7 @@ class Connection:
     )
 
     def __init__(
-        self, sock: socket.socket, address: str, server: Server, tls: TLSSession | None = None
+        self, sock: socket.socket, address: str, server: Server, tls: tls.MemoryTLS | None = None
     ) -> None:
         self.sock = sock
         self.tls = tls
@@ -649,7 +607,7 @@ class Server:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             # bound what the kernel holds for a slow reader; the send queue holds the rest
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF)
-        session = TLSSession(context) if context is not None else None
+        session = tls.MemoryTLS(context, server_side=True) if context is not None else None
         conn = Connection(sock, f"{host}:{address[1]}", self, session)
         user = User(conn, host, self.clock())
         user.tls = session is not None
@@ -763,39 +721,17 @@ class Server:
         if out.deferred:
             self.run_deferred(out)
 
-    def _handshake(self, conn: Connection, session: TLSSession) -> bool:
+    def _handshake(self, conn: Connection, session: tls.MemoryTLS) -> bool:
         """The TLS handshake, in the client's own thread, within HANDSHAKE_TIMEOUT seconds."""
-        sock = conn.sock
-        deadline = time.monotonic() + HANDSHAKE_TIMEOUT
         try:
-            while True:
-                with session.lock:
-                    try:
-                        session.obj.do_handshake()
-                        done = True
-                    except ssl.SSLWantReadError:
-                        done = False
-                    output = session.outgoing.read()
-                if output:
-                    sock.settimeout(max(0.1, deadline - time.monotonic()))
-                    sock.sendall(output)
-                if done:
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or conn.closing:
-                    return False
-                sock.settimeout(remaining)
-                data = sock.recv(RECV_SIZE)
-                if not data:
-                    return False
-                with session.lock:
-                    session.incoming.write(data)
+            session.handshake(conn.sock, HANDSHAKE_TIMEOUT, lambda: conn.closing)
+            return True
         except (OSError, ssl.SSLError) as error:
             log.info("TLS handshake with %s failed: %s", conn.address, error)
             return False
         finally:
             with contextlib.suppress(OSError):
-                sock.settimeout(None)
+                conn.sock.settimeout(None)
 
     def _finish(self, conn: Connection, user: User, reason: str) -> None:
         out = Outbox()

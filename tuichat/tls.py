@@ -14,6 +14,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -113,77 +114,137 @@ class KnownServers:
         self.path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-class SecureSocket:
-    """TLS over a connected socket, on memory buffers: one thread receives, any thread sends.
+class MemoryTLS:
+    """A TLS session on memory buffers. Its SSL object (which two threads must never use at
+    once) is only touched under `lock`, which is never held across a system call: the server's
+    reader thread decrypts while its writer thread encrypts."""
 
-    One SSL object must not be used by two threads at once; here it is only touched under
-    `_tls`, and the socket's system calls happen outside it (sends in order under `_send`)."""
+    __slots__ = ("incoming", "lock", "obj", "outgoing")
 
-    def __init__(self, sock: socket.socket, context: ssl.SSLContext, hostname: str | None) -> None:
-        self.sock = sock
-        self._incoming = ssl.MemoryBIO()
-        self._outgoing = ssl.MemoryBIO()
-        self._obj = context.wrap_bio(self._incoming, self._outgoing, server_hostname=hostname)
-        self._tls = threading.Lock()
-        self._send = threading.Lock()
+    def __init__(
+        self, context: ssl.SSLContext, server_side: bool, hostname: str | None = None
+    ) -> None:
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.obj = context.wrap_bio(
+            self.incoming, self.outgoing, server_side=server_side, server_hostname=hostname
+        )
+        self.lock = threading.Lock()
 
-    def handshake(self, timeout: float) -> None:
-        """Raises ssl.SSLError (ssl.SSLCertVerificationError when the certificate is refused)."""
+    def handshake(
+        self, sock: socket.socket, timeout: float, cancelled: Callable[[], bool] | None = None
+    ) -> None:
+        """The handshake over `sock`, within `timeout` seconds. Raises ssl.SSLError (with
+        ssl.SSLCertVerificationError for a refused certificate) or OSError."""
         deadline = time.monotonic() + timeout
-        self.sock.settimeout(timeout)
         while True:
-            with self._tls:
+            with self.lock:
                 try:
-                    self._obj.do_handshake()
+                    self.obj.do_handshake()
                     done = True
                 except ssl.SSLWantReadError:
                     done = False
-            self._flush()
+                output = self.outgoing.read()
+            if output:
+                sock.settimeout(max(0.1, deadline - time.monotonic()))
+                sock.sendall(output)
             if done:
                 return
-            if time.monotonic() > deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 raise TimeoutError("TLS handshake timed out")
-            data = self.sock.recv(65536)
+            if cancelled is not None and cancelled():
+                raise ConnectionAbortedError("closed during the TLS handshake")
+            sock.settimeout(remaining)
+            data = sock.recv(65536)
             if not data:
-                raise ConnectionResetError("the server closed the connection during TLS")
-            with self._tls:
-                self._incoming.write(data)
+                raise ConnectionResetError("the peer closed the connection during TLS")
+            with self.lock:
+                self.incoming.write(data)
+
+    def encrypt(self, data: bytes | bytearray) -> bytes:
+        """`data` as TLS records, with whatever else the session has to send."""
+        with self.lock:
+            if data:
+                self.obj.write(data)
+            return self.outgoing.read()
+
+    def decrypt(self, data: bytes) -> tuple[bytes, bool]:
+        """Plain text from received bytes (b"": what the session holds already), and whether the
+        peer closed the TLS session."""
+        chunks: list[bytes] = []
+        closed = False
+        with self.lock:
+            if data:
+                self.incoming.write(data)
+            while True:
+                try:
+                    chunk = self.obj.read(65536)
+                except ssl.SSLWantReadError:
+                    break
+                except ssl.SSLZeroReturnError:
+                    closed = True
+                    break
+                if not chunk:  # the peer's close_notify
+                    closed = True
+                    break
+                chunks.append(chunk)
+        return b"".join(chunks), closed
+
+    def has_output(self) -> bool:
+        return self.outgoing.pending > 0
 
     def peer_certificate(self) -> bytes | None:
-        with self._tls:
-            return self._obj.getpeercert(binary_form=True)
+        with self.lock:
+            return self.obj.getpeercert(binary_form=True)
+
+
+class SecureSocket:
+    """TLS over a connected socket, on memory buffers: one thread receives, any thread sends
+    (in order, under `_send`)."""
+
+    def __init__(self, sock: socket.socket, context: ssl.SSLContext, hostname: str | None) -> None:
+        self.sock = sock
+        self._session = MemoryTLS(context, server_side=False, hostname=hostname)
+        self._send = threading.Lock()
+        self._plain = b""  # decrypted, not yet returned by recv()
+        self._closed = False  # the peer ended the TLS session (the end stays the end)
+
+    def handshake(self, timeout: float) -> None:
+        """Raises ssl.SSLError (ssl.SSLCertVerificationError when the certificate is refused)."""
+        self._session.handshake(self.sock, timeout)
+
+    def peer_certificate(self) -> bytes | None:
+        return self._session.peer_certificate()
 
     def _flush(self) -> None:
         with self._send:
-            with self._tls:
-                data = self._outgoing.read()
+            data = self._session.encrypt(b"")
             if data:
                 self.sock.sendall(data)
 
     def sendall(self, data: bytes) -> None:
         with self._send:
-            with self._tls:
-                self._obj.write(data)
-                out = self._outgoing.read()
-            self.sock.sendall(out)
+            self.sock.sendall(self._session.encrypt(data))
 
     def recv(self, size: int) -> bytes:
-        while True:
-            with self._tls:
-                try:
-                    return self._obj.read(size)
-                except ssl.SSLWantReadError:
-                    pass
-                except ssl.SSLZeroReturnError:
-                    return b""
-                pending = self._outgoing.pending
-            if pending:
-                self._flush()
-            data = self.sock.recv(65536)
-            if not data:
+        received = b""  # first, what came in with the handshake's last message
+        while not self._plain:
+            if self._closed:
                 return b""
-            with self._tls:
-                self._incoming.write(data)
+            plain, self._closed = self._session.decrypt(received)
+            if self._session.has_output():  # TLS 1.3 has messages of its own to answer
+                self._flush()
+            if plain:
+                self._plain = plain
+                break
+            if self._closed:
+                return b""
+            received = self.sock.recv(65536)
+            if not received:
+                return b""
+        data, self._plain = self._plain[:size], self._plain[size:]
+        return data
 
     # the rest is the plain socket's
     def settimeout(self, value: float | None) -> None:
