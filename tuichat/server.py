@@ -661,9 +661,13 @@ class Server:
                         conn.close("Closing link (Excess Flood)")
                         break
                     exempt = self._exempt(user)
-                    batch = []
-                    while waiting and (_free(waiting[0]) or reader.bucket.take(exempt)):
-                        batch.append(waiting.popleft())
+                    if exempt or reader.bucket.rate <= 0:  # no flood control: all of it at once
+                        batch = list(waiting)
+                        waiting.clear()
+                    else:
+                        batch = []
+                        while waiting and (_free(waiting[0]) or reader.bucket.take()):
+                            batch.append(waiting.popleft())
                     if batch:
                         self._handle_batch(conn, user, batch, debug)
                         continue

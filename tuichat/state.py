@@ -236,6 +236,18 @@ class Variants:
 Payload = bytearray | Variants
 
 
+def _run_key(run: list[Payload]) -> Callable[[User], Hashable] | None:
+    """What tells apart the recipients of a run of payloads: None when every one gets the same
+    bytes, the variants' own key when they share one, else a key made of all of them."""
+    keys = [blob._key for blob in run if type(blob) is Variants]
+    if not keys:
+        return None
+    first = keys[0]
+    if all(key is first for key in keys):
+        return first
+    return lambda user: tuple(key(user) for key in keys)
+
+
 class Outbox:
     """What handling lines produced: data for users, in order, and users to disconnect.
 
@@ -292,19 +304,41 @@ class Outbox:
         self.deferred.append((job, then))
 
     def deliver(self) -> None:
-        """Hand every recipient its data, then close what is to be closed."""
-        for targets, blob, skip in self.sends:
-            if isinstance(blob, Variants):
-                for user in targets:
-                    if user is not skip:
-                        data = blob.for_user(user)
-                        if data:
-                            user.sink.deliver(data)
-            else:
-                data = bytes(blob)
-                for user in targets:
-                    if user is not skip:
-                        user.sink.deliver(data)
+        """Hand every recipient its data, then close what is to be closed.
+
+        Each recipient gets its whole share in one `deliver`: one lock and one wake-up of the
+        writer per recipient and batch, however many lines the batch holds."""
+        shares: dict[User, list[bytes]] = {}
+        sends = self.sends
+        i, n = 0, len(sends)
+        while i < n:
+            # a run of sends to the same targets (a burst of messages to one channel) is joined
+            # once per kind of recipient (what tags it negotiated), not once per member
+            targets, _, skip = sends[i]
+            j = i + 1
+            while j < n and sends[j][0] is targets and sends[j][2] is skip:
+                j += 1
+            run = [blob for _, blob, _ in sends[i:j]]
+            i = j
+            key = _run_key(run)
+            joined: dict[Hashable, bytes] = {}
+            for user in targets:
+                if user is skip:
+                    continue
+                k = key(user) if key is not None else None
+                data = joined.get(k)
+                if data is None:
+                    data = joined[k] = b"".join(
+                        blob.for_user(user) if type(blob) is Variants else blob for blob in run
+                    )
+                if data:
+                    share = shares.get(user)
+                    if share is None:
+                        shares[user] = [data]
+                    else:
+                        share.append(data)
+        for user, pieces in shares.items():
+            user.sink.deliver(pieces[0] if len(pieces) == 1 else b"".join(pieces))
         for user, error in self.closes:
             user.sink.close(error)
 
@@ -370,9 +404,17 @@ def _account_key(user: User) -> bool:
     return bool(user.tagmask & TAG_ACCOUNT)
 
 
+_last_second: list[tuple[int, str]] = [(-1, "")]
+
+
 def iso_time(ms: int) -> str:
     """server-time's format: 2026-11-27T10:00:00.000Z."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+    second = ms // 1000
+    cached, text = _last_second[0]
+    if cached != second:  # formatting the date is most of the cost: once a second
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _last_second[0] = (second, text)
+    return f"{text}.{ms % 1000:03d}Z"
 
 
 def parse_iso_time(text: str) -> int | None:
@@ -1386,9 +1428,9 @@ class State:
             return None
         if "m" in chan.modes:
             return "Cannot send to channel (+m)"
-        if self._banned(chan, user):
+        if chan.bans and self._banned(chan, user):
             return "Cannot send to channel (you're banned)"
-        if any(p.mask_matches(mask, user.prefix) for mask, _, _ in chan.quiets):
+        if chan.quiets and any(p.mask_matches(mask, user.prefix) for mask, _, _ in chan.quiets):
             return "Cannot send to channel (you're muted)"
         return None
 

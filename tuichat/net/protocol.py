@@ -180,32 +180,29 @@ class LineBuffer:
         # a bare CR ends a line too (RFC 2812 2.3.1), so it never travels inside one; CRLF becomes
         # a line and an empty one, which is skipped
         if b"\r" in data:
-            data = data.replace(b"\r", b"\n")
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         if self._buf:
             data = self._buf + data
             self._buf = b""
-        start = 0
-        while True:
-            end = data.find(b"\n", start)
-            if end < 0:
-                break
-            raw = data[start:end]
-            start = end + 1
+        lines = data.split(b"\n")
+        rest = lines.pop()
+        fits = self._max_body - 2  # the limit counts the CRLF
+        for raw in lines:
             if self._skipping:
                 self._skipping = False
                 yield TooLong(tags_too_long=self._skip_tags)
                 continue
-            too_long = self._limit(raw)
-            if not raw.strip(b" ") and too_long is None:
+            if len(raw) > fits or raw[:1] == b"@":  # the common case skips this
+                too_long = self._limit(raw)
+                if too_long is not None:
+                    yield too_long
+                    continue
+            if not raw or (raw[:1] == b" " and not raw.strip(b" ")):
                 continue  # an empty line (an over-long run of spaces is TooLong, however chunked)
-            if too_long is not None:
-                yield too_long
-                continue
             text = raw.decode("utf-8", "replace")
             if "\0" in text:
                 text = text.replace("\0", "\ufffd")
             yield text
-        rest = data[start:]
         if self._skipping:
             return
         limit = self._max_body + self._max_tags if rest.startswith(b"@") else self._max_body
