@@ -239,7 +239,7 @@ Payload = bytearray | Variants
 def _run_key(run: list[Payload]) -> Callable[[User], Hashable] | None:
     """What tells apart the recipients of a run of payloads: None when every one gets the same
     bytes, the variants' own key when they share one, else a key made of all of them."""
-    keys = [blob._key for blob in run if type(blob) is Variants]
+    keys = [blob._key for blob in run if isinstance(blob, Variants)]
     if not keys:
         return None
     first = keys[0]
@@ -329,7 +329,7 @@ class Outbox:
                 data = joined.get(k)
                 if data is None:
                     data = joined[k] = b"".join(
-                        blob.for_user(user) if type(blob) is Variants else blob for blob in run
+                        blob.for_user(user) if isinstance(blob, Variants) else blob for blob in run
                     )
                 if data:
                     share = shares.get(user)
