@@ -33,7 +33,6 @@ from dataclasses import asdict, dataclass, field
 
 HOST = "127.0.0.1"
 MARK = b" :LOAD "  # every load message's text starts with this
-CONNECT_AT_ONCE = 200  # connections registering at one time, so no listen backlog overflows
 
 
 @dataclass
@@ -250,7 +249,7 @@ def run(args: argparse.Namespace) -> Result:
     while joined < len(conns):
         if time.monotonic() > deadline:
             raise SystemExit(f"registration did not finish: {joined} of {len(conns)} joined")
-        while opened < len(conns) and opened - joined < CONNECT_AT_ONCE:
+        while opened < len(conns) and opened - joined < args.connect_at_once:
             conn = next(waiting)
             conn.sock.connect_ex((HOST, args.port))
             by_fd[conn.fd] = conn
@@ -367,6 +366,12 @@ def main() -> int:
         type=int,
         default=0,
         help="parse every message of one receiver in this many (default: 1 at a --rate, else 10)",
+    )
+    parser.add_argument(
+        "--connect-at-once",
+        type=int,
+        default=50,
+        help="connections registering at one time (so no listen backlog overflows)",
     )
     parser.add_argument("--server-pid", type=int, default=0, help="for CPU and memory figures")
     parser.add_argument("--duration", type=float, default=120.0, help="hard bound on the whole run")

@@ -465,8 +465,36 @@ def _embedded_server(host: str, port: int) -> tuple[Server | None, list[str]]:
     ]
 
 
+# glibc's malloc keeps freed memory in a cache per thread (tcache) and in up to 8 arenas per
+# core. With a thread per client, what a burst frees (a thousand JOINs, say) stays in each
+# client's cache: measured, 40 KB of RSS per idle client instead of 20.
+MALLOC_TUNABLES = "glibc.malloc.tcache_count=0:glibc.malloc.arena_max=1"
+
+
+def _tune_malloc() -> None:
+    """Run the server again with glibc's malloc tuned for many threads (glibc reads these
+    settings only when a process starts). Nothing happens if GLIBC_TUNABLES is already set,
+    which is also how the second run knows it is the second."""
+    import os
+
+    try:
+        glibc = os.confstr("CS_GNU_LIBC_VERSION")
+    except (ValueError, OSError, AttributeError):
+        glibc = None
+    if not glibc or "GLIBC_TUNABLES" in os.environ or not sys.executable:
+        return
+    env = dict(os.environ, GLIBC_TUNABLES=MALLOC_TUNABLES)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+    except OSError:
+        return  # run untuned
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    from_command_line = argv is None
     if argv is None:
         argv = sys.argv[1:]
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
@@ -478,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
         return connect(args, embedded=True)
     args = parser.parse_args(argv)
     if args.command == "serve":
+        if from_command_line:
+            _tune_malloc()
         return serve(args)
     if args.command == "connect":
         return connect(args)

@@ -10,6 +10,7 @@ become writable. A client whose queued output passes the send-queue bound is dis
 
 from __future__ import annotations
 
+import _thread
 import collections
 import contextlib
 import logging
@@ -32,6 +33,7 @@ log = logging.getLogger("tuichat.server")
 DEFAULT_PORT = 6667
 DEFAULT_SENDQ = 1024 * 1024
 RECV_SIZE = 16384
+IDLE_RECV_SIZE = 512
 HANDSHAKE_TIMEOUT = 10.0
 STS_DURATION = 30 * 86400
 SNDBUF = 256 * 1024
@@ -120,11 +122,17 @@ class Reader:
 
     def read(self, block: bool) -> bool:
         """Receive what there is (waiting for it when `block`); False when the connection ended."""
+        sock = self.conn.sock
         try:
             if block:
-                data = self.conn.sock.recv(RECV_SIZE)
+                # recv() holds a buffer of the size asked for while it waits: an idle client's
+                # thread waits with a small one, and a full one means there is more to take
+                data = sock.recv(IDLE_RECV_SIZE)
+                if len(data) == IDLE_RECV_SIZE:
+                    with contextlib.suppress(BlockingIOError):
+                        data += sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
             else:
-                data = self.conn.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+                data = sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
         except BlockingIOError:
             return True
         except OSError as error:
@@ -430,7 +438,10 @@ class Server:
         self.lock = threading.Lock()
         self.writer = Writer()
         self._connections: set[Connection] = set()
-        self._threads: set[threading.Thread] = set()
+        # client threads still running; they are bare threads (`_thread`): a threading.Thread
+        # costs 2.6 KB more per client in its bookkeeping
+        self.client_threads = 0
+        self._threads_done = threading.Condition()
         self._listener: socket.socket | None = None
         self._listeners: list[tuple[socket.socket, ssl.SSLContext | None]] = []
         self._per_ip: dict[str, int] = {}
@@ -455,6 +466,9 @@ class Server:
 
     def start(self) -> None:
         _raise_fd_limit()
+        # a log record names its thread, and naming a bare thread makes threading keep a
+        # stand-in object for it forever: nobody logs thread names here
+        logging.logThreads = False
         if self.store is not None:
             self._prune(self.clock())
             log.info("history and accounts in %s", self.store.path)
@@ -510,8 +524,10 @@ class Server:
         for conn in connections:
             conn.close_reason = message
             conn.close(message)
-        for thread in list(self._threads):
-            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._threads_done:
+            self._threads_done.wait_for(
+                lambda: self.client_threads == 0, max(0.0, deadline - time.monotonic())
+            )
         if self._reaper is not None:
             self._reaper.join(max(0.0, deadline - time.monotonic()))
         self.writer.stop()
@@ -616,25 +632,33 @@ class Server:
             self.state.connect(user)
             self._connections.add(conn)
         log.info("connect from %s", conn.address)
-        thread = threading.Thread(
-            target=self._serve,
-            args=(conn, user),
-            name=f"tuichat-client-{conn.address}",
-            daemon=True,
-        )
+        with self._threads_done:
+            self.client_threads += 1
         try:
-            thread.start()
+            _thread.start_new_thread(self._client_thread, (conn, user))
         except RuntimeError:
             # no thread to be had (a process limit): undo this client, keep serving the others
+            self._thread_ended()
             with self.lock:
                 self.state.clients.discard(user)
                 self._connections.discard(conn)
                 self._forget_address(host)
             sock.close()
             raise
-        self._threads.add(thread)
 
     # -- one client -------------------------------------------------------------------------------
+
+    def _client_thread(self, conn: Connection, user: User) -> None:
+        try:
+            self._serve(conn, user)
+        finally:
+            self._thread_ended()
+
+    def _thread_ended(self) -> None:
+        with self._threads_done:
+            self.client_threads -= 1
+            if not self.client_threads:
+                self._threads_done.notify_all()
 
     def _serve(self, conn: Connection, user: User) -> None:
         reader = Reader(conn, self.config)
@@ -745,7 +769,6 @@ class Server:
             self._forget_address(conn.address.rsplit(":", 1)[0])
             self.dispatch(out)
         self.writer.retire(conn)
-        self._threads.discard(threading.current_thread())
         log.info("disconnect %s (%s): %s", user.nick or "*", conn.address, reason)
 
     def dispatch(self, out: Outbox) -> None:

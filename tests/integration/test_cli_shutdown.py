@@ -56,3 +56,29 @@ def test_signal_shuts_the_server_down(serve: ServeProcess, signum: signal.Signal
     stderr = serve.kill()  # it has exited: this only collects what it wrote
     assert "Traceback" not in stderr
     assert " ERROR " not in stderr
+
+
+def _glibc() -> bool:
+    import os
+
+    try:
+        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
+    except (ValueError, OSError):
+        return False
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.skipif(not Path("/proc/self/environ").exists() or not _glibc(), reason="glibc only")
+def test_serve_runs_with_malloc_tuned_for_many_threads(serve: ServeProcess) -> None:
+    """`tuichat serve` starts itself again with glibc's per-thread malloc cache off (it is how an
+    idle client costs 20 KB, not 40); it stays the same process, so a signal still stops it."""
+    port = serve.port()
+    environ = Path(f"/proc/{serve.proc.pid}/environ").read_bytes().split(b"\0")
+    assert any(item.startswith(b"GLIBC_TUNABLES=glibc.malloc.tcache_count=0") for item in environ)
+    client = Client(port)
+    try:
+        client.register("alice")
+    finally:
+        client.close()
+    serve.proc.send_signal(signal.SIGTERM)
+    assert serve.proc.wait(10) == 0
