@@ -32,6 +32,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 HOST = "127.0.0.1"
+LAZY = 0.25
 MARK = b" :LOAD "  # every load message's text starts with this
 
 
@@ -96,12 +97,13 @@ class Conn:
         "last_seq",
         "nick",
         "outbuf",
+        "poller",
         "registered",
         "sock",
         "writing",
     )
 
-    def __init__(self, nick: str, channel: str, checked: bool) -> None:
+    def __init__(self, nick: str, channel: str, checked: bool, poller: select.epoll) -> None:
         self.nick = nick
         self.channel = channel
         self.checked = checked
@@ -109,6 +111,7 @@ class Conn:
         self.sock.setblocking(False)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.fd = self.sock.fileno()
+        self.poller = poller
         self.writing = False
         self.inbuf = b""
         self.outbuf = bytearray()
@@ -120,22 +123,30 @@ class Conn:
         self.last_seq: dict[bytes, int] = {}
 
 
-def _assign(args: argparse.Namespace) -> tuple[list[Conn], list[Conn]]:
+def _assign(args: argparse.Namespace, poll: select.epoll) -> tuple[list[Conn], list[Conn]]:
     """The clients (channel 0 gets the first `--members`, the rest go round the other channels)
-    and the senders among them."""
-    channels = [f"#load{i}" for i in range(max(1, args.channels))]
-    conns = []
+    and the senders among them. One member in `--check-every` of each channel is checked."""
+    names = [f"#load{i}" for i in range(max(1, args.channels))]
+    conns: list[Conn] = []
+    by_channel: dict[str, list[Conn]] = {name: [] for name in names}
     for i in range(args.clients):
-        if i < args.members or len(channels) == 1:
-            channel = channels[0]
+        if i < args.members or len(names) == 1:
+            name = names[0]
         else:
-            channel = channels[1 + (i - args.members) % (len(channels) - 1)]
-        conns.append(Conn(f"u{i}", channel, checked=i % args.check_every == 0))
-    if args.spread:  # senders spread over every client, so over every channel
-        step = len(conns) / args.senders
-        senders = [conns[int(k * step)] for k in range(args.senders)]
-    else:  # the first members of channel 0
-        senders = conns[: min(args.senders, args.members)]
+            name = names[1 + (i - args.members) % (len(names) - 1)]
+        members = by_channel[name]
+        conn = Conn(f"u{i}", name, len(members) % args.check_every == 0, poll)
+        members.append(conn)
+        conns.append(conn)
+    if not args.spread:  # the first members of channel 0
+        return conns, conns[: min(args.senders, args.members)]
+    # senders spread over the channels in proportion to their members (largest remainder)
+    shares = {name: args.senders * len(m) / len(conns) for name, m in by_channel.items()}
+    quota = {name: int(share) for name, share in shares.items()}
+    left = args.senders - sum(quota.values())
+    for name in sorted(shares, key=lambda n: shares[n] - quota[n], reverse=True)[:left]:
+        quota[name] += 1
+    senders = [c for name, m in by_channel.items() for c in m[: quota[name]]]
     return conns, senders
 
 
@@ -143,7 +154,7 @@ def run(args: argparse.Namespace) -> Result:
     result = Result(clients=args.clients, senders=args.senders, channels=args.channels)
     poll = select.epoll()
     by_fd: dict[int, Conn] = {}
-    conns, senders = _assign(args)
+    conns, senders = _assign(args, poll)
     deadline = time.monotonic() + args.duration
     pid = args.server_pid
     latencies: list[float] = []
@@ -163,7 +174,7 @@ def run(args: argparse.Namespace) -> Result:
         want = bool(conn.outbuf)
         if want != conn.writing:
             conn.writing = want
-            poll.modify(conn.fd, select.EPOLLIN | (select.EPOLLOUT if want else 0))
+            conn.poller.modify(conn.fd, select.EPOLLIN | (select.EPOLLOUT if want else 0))
 
     def error(conn: Conn, text: str) -> None:
         if len(result.errors) < 10:
@@ -214,7 +225,7 @@ def run(args: argparse.Namespace) -> Result:
             if not conn.closed:
                 error(conn, "connection closed")
             conn.closed = True
-            poll.unregister(conn.fd)
+            conn.poller.unregister(conn.fd)
             return
         if conn.inbuf:
             data = conn.inbuf + data
@@ -229,8 +240,17 @@ def run(args: argparse.Namespace) -> Result:
         else:  # the fast path: count the messages, parse nothing
             conn.count += data.count(MARK, 0, end)
 
+    lazy = select.epoll()  # unchecked receivers at a fixed rate: read every LAZY seconds
+    next_lazy = 0.0
+
     def pump(timeout: float) -> None:
-        for fd, mask in poll.poll(timeout):
+        nonlocal next_lazy
+        events = poll.poll(timeout)
+        now = time.monotonic()
+        if now >= next_lazy:
+            events += lazy.poll(0)
+            next_lazy = now + LAZY
+        for fd, mask in events:
             conn = by_fd[fd]
             if mask & select.EPOLLOUT:
                 flush(conn)
@@ -284,6 +304,14 @@ def run(args: argparse.Namespace) -> Result:
     result.expected = sum(c.expected for c in conns)
     for conn in conns:
         conn.count = 0
+    if args.rate > 0:
+        # the generator must not be what is slow: receivers whose latency is not measured are
+        # read in batches (a syscall per message each would saturate this process first)
+        for conn in conns:
+            if not conn.checked and not conn.closed:
+                poll.unregister(conn.fd)
+                lazy.register(conn.fd, select.EPOLLIN | (select.EPOLLOUT if conn.writing else 0))
+                conn.poller = lazy
 
     def message(conn: Conn, seq: int) -> bytes:
         return b"PRIVMSG %s :LOAD %s %d %.6f pad\r\n" % (
@@ -337,6 +365,7 @@ def run(args: argparse.Namespace) -> Result:
     for conn in conns:
         conn.sock.close()
     poll.close()
+    lazy.close()
     return result
 
 

@@ -29,7 +29,7 @@ NGIRCD = shutil.which("ngircd") or (
 
 # (label, loadgen arguments, the figure to compare, higher is better)
 SCENARIOS = [
-    ("N=10, S=10, unlimited", ["--clients", "10", "--senders", "10", "--messages", "20000"],
+    ("N=10, S=10, unlimited", ["--clients", "10", "--senders", "10", "--messages", "50000"],
      "deliveries_per_s", True),
     ("N=100, S=10, unlimited", ["--clients", "100", "--senders", "10", "--messages", "20000"],
      "deliveries_per_s", True),
@@ -37,7 +37,12 @@ SCENARIOS = [
      "deliveries_per_s", True),
     ("N=100, 1000 lines/s: p99 ms", ["--clients", "100", "--senders", "10", "--rate", "1000",
      "--seconds", "5"], "p99_ms", False),
+    # 1000 in one channel, 9000 over 100 more; 100 senders spread over all of them
+    ("N=10000, 1000 lines/s: p99 ms", ["--clients", "10000", "--members", "1000", "--channels",
+     "101", "--senders", "100", "--spread", "--rate", "1000", "--seconds", "10",
+     "--check-every", "10"], "p99_ms", False),
 ]  # fmt: skip
+SCALE = SCENARIOS[-1][0]
 
 
 def free_port() -> int:
@@ -64,7 +69,7 @@ def start(kind: str, port: int, tmp: str) -> subprocess.Popen[bytes]:
         command = [
             sys.executable, "-m", "tuichat", "serve", "--port", str(port), "--no-history",
             "--flood-rate", "0", "--max-clients-per-ip", "0", "--connects-per-minute", "0",
-            "--log-level", "warning",
+            "--max-clients", "0", "--log-level", "warning",
         ]  # fmt: skip
     else:
         assert NGIRCD is not None
@@ -96,7 +101,7 @@ def measure(kind: str, args: list[str], tmp: str) -> dict[str, object]:
     try:
         out = subprocess.run(
             [sys.executable, str(HERE / "loadgen.py"), "--port", str(port), "--duration", "90",
-             *args],
+             "--server-pid", str(proc.pid), *args],
             capture_output=True, text=True, timeout=150,
         )  # fmt: skip
     finally:
@@ -107,19 +112,39 @@ def measure(kind: str, args: list[str], tmp: str) -> dict[str, object]:
     return result
 
 
+def _median(results: list[dict[str, object]], figure: str) -> float | None:
+    values = []
+    for result in results:
+        value = result.get(figure)
+        if isinstance(value, float | int):
+            values.append(float(value))
+    return statistics.median(values) if values else None
+
+
+def _cell(value: float | None, digits: int = 1) -> str:
+    return f"{value:.{digits}f}" if value is not None else "n/a"
+
+
+def _ratio(ours: float | None, theirs: float | None) -> str:
+    return f"{ours / theirs:.2f}x" if ours and theirs else "-"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="the first two scenarios only")
+    parser.add_argument("--only", help="the scenarios whose label contains this")
     args = parser.parse_args()
     servers = ["tuichat"] + (["ngircd"] if NGIRCD else [])
     scenarios = SCENARIOS[:2] if args.quick else SCENARIOS
+    if args.only:
+        scenarios = [s for s in scenarios if args.only in s[0]]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, load, figure, higher in scenarios:
-            medians: dict[str, float | None] = {}
+            runs: dict[str, list[dict[str, object]]] = {}
             for kind in servers:
-                values = []
+                good = runs[kind] = []
                 for _ in range(args.runs):
                     result = measure(kind, load, tmp)
                     lost = result.get("lost", 0)
@@ -128,20 +153,39 @@ def main() -> int:
                             f"{label} {kind}: {result.get('error') or f'{lost} lost'}", flush=True
                         )
                         continue
-                    value = result[figure]
-                    assert isinstance(value, float | int)
-                    values.append(float(value))
-                    print(f"{label} {kind}: {value:.1f}", flush=True)
-                medians[kind] = statistics.median(values) if values else None
-            rows.append((label, medians, higher))
+                    good.append(result)
+                    print(
+                        f"{label} {kind}: {figure} {result[figure]:.1f}, CPU "
+                        f"{result['cpu_us_per_delivery']:.2f} us/delivery, "
+                        f"{result['kb_per_client']:.1f} KB/client, "
+                        f"registered in {result['register_s']:.1f} s",
+                        flush=True,
+                    )
+            rows.append((label, figure, higher, runs))
     print()
-    print(f"{'load':<32} {'tuichat':>12} {'ngircd':>12} {'tuichat/ngircd':>15}")
-    for label, medians, higher in rows:
-        ours, theirs = medians.get("tuichat"), medians.get("ngircd")
-        better = "above 1 is better" if higher else "below 1 is better"
-        ratio = f"{ours / theirs:.2f}x" if ours and theirs else "-"
-        cells = [f"{v:>12.1f}" if v is not None else f"{'n/a':>12}" for v in (ours, theirs)]
-        print(f"{label:<32} {cells[0]} {cells[1]} {ratio:>15}  ({better})")
+    print("Medians; tuichat/ngircd: above 1 is better for deliveries/s, below 1 for the rest.")
+    print()
+    print("| load | tuichat | ngircd | tuichat/ngircd | CPU us/delivery (t / n) | "
+          "RSS KB/client (t / n) |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for label, figure, _higher, runs in rows:
+        t, n = runs.get("tuichat", []), runs.get("ngircd", [])
+        ours, theirs = _median(t, figure), _median(n, figure)
+        digits = 0 if figure == "deliveries_per_s" else 1
+        cpu = [_median(r, "cpu_us_per_delivery") for r in (t, n)]
+        kb = [_median(r, "kb_per_client") for r in (t, n)]
+        print(
+            f"| {label} | {_cell(ours, digits)} | {_cell(theirs, digits)} | "
+            f"{_ratio(ours, theirs)} | {_cell(cpu[0], 2)} / {_cell(cpu[1], 2)} "
+            f"({_ratio(cpu[0], cpu[1])}) | {_cell(kb[0])} / {_cell(kb[1])} "
+            f"({_ratio(kb[0], kb[1])}) |"
+        )
+        if label == SCALE:
+            reg = [_median(r, "register_s") for r in (t, n)]
+            print(
+                f"| {label}: registered and joined, s | {_cell(reg[0])} | {_cell(reg[1])} | "
+                f"{_ratio(reg[0], reg[1])} | | |"
+            )
     return 0
 
 

@@ -188,6 +188,8 @@ class Connection:
         "watched",
         "tls",
         "_server",
+        "sendq",
+        "writer",
     )
 
     def __init__(
@@ -198,6 +200,8 @@ class Connection:
         self.fd = sock.fileno()
         self.address = address
         self._server = server
+        self.sendq = server.config.sendq
+        self.writer = server.writer
         self.user: User | None = None
         self.lock = threading.Lock()
         self.outbuf = bytearray()
@@ -216,22 +220,25 @@ class Connection:
 
     def deliver(self, data: bytes) -> None:
         """Queue `data` for this client (from any thread)."""
+        # the hottest path of the server: once per recipient of every batch
         with self.lock:
             if self.closing:
                 return
-            if self.queued() + len(data) > self._server.config.sendq:
-                overflow = True
-            else:
-                overflow = False
+            pending = self.pending
+            queued = len(self.outbuf) + (len(pending) if pending is not None else 0)
+            if queued + len(data) <= self.sendq:
                 self.outbuf += data
                 if self.dirty:
                     return
                 self.dirty = True
+                overflow = False
+            else:
+                overflow = True
         if overflow:
             self.close_reason = "SendQ exceeded"
             self.close("Closing link (SendQ exceeded)", drop_queued=True)
         else:
-            self._server.writer.schedule(self)
+            self.writer.schedule(self)
 
     def kick(self) -> None:
         """Have the writer look at this connection (TLS has bytes of its own to send)."""

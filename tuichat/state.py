@@ -14,7 +14,7 @@ import hmac
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -236,6 +236,34 @@ class Variants:
 Payload = bytearray | Variants
 
 
+def _run_shares(
+    targets: Targets, skip: User | None, run: list[Payload]
+) -> Iterator[tuple[User, bytes]]:
+    """Each of `targets` but `skip` with its bytes of `run` (none for those with none)."""
+    key = _run_key(run)
+    if key is None:  # the same bytes for all
+        plain = [blob for blob in run if not isinstance(blob, Variants)]
+        data = bytes(plain[0]) if len(plain) == 1 else b"".join(plain)
+        if data:
+            for user in targets:
+                if user is not skip:
+                    yield user, data
+        return
+    joined: dict[Hashable, bytes] = {}
+    by_tags = key is _tagmask_of
+    for user in targets:
+        if user is skip:
+            continue
+        k = user.tagmask if by_tags else key(user)
+        share = joined.get(k)
+        if share is None:
+            share = joined[k] = b"".join(
+                blob.for_user(user) if isinstance(blob, Variants) else blob for blob in run
+            )
+        if share:
+            yield user, share
+
+
 def _run_key(run: list[Payload]) -> Callable[[User], Hashable] | None:
     """What tells apart the recipients of a run of payloads: None when every one gets the same
     bytes, the variants' own key when they share one, else a key made of all of them."""
@@ -308,37 +336,29 @@ class Outbox:
 
         Each recipient gets its whole share in one `deliver`: one lock and one wake-up of the
         writer per recipient and batch, however many lines the batch holds."""
-        shares: dict[User, list[bytes]] = {}
-        sends = self.sends
-        i, n = 0, len(sends)
-        while i < n:
-            # a run of sends to the same targets (a burst of messages to one channel) is joined
-            # once per kind of recipient (what tags it negotiated), not once per member
-            targets, _, skip = sends[i]
-            j = i + 1
-            while j < n and sends[j][0] is targets and sends[j][2] is skip:
-                j += 1
-            run = [blob for _, blob, _ in sends[i:j]]
-            i = j
-            key = _run_key(run)
-            joined: dict[Hashable, bytes] = {}
-            for user in targets:
-                if user is skip:
-                    continue
-                k = key(user) if key is not None else None
-                data = joined.get(k)
-                if data is None:
-                    data = joined[k] = b"".join(
-                        blob.for_user(user) if isinstance(blob, Variants) else blob for blob in run
-                    )
-                if data:
+        # runs of sends to the same targets (a burst of messages to one channel) are joined once
+        # per kind of recipient (what tags it negotiated), not once per member
+        runs: list[tuple[Targets, User | None, list[Payload]]] = []
+        for targets, blob, skip in self.sends:
+            if runs and runs[-1][0] is targets and runs[-1][1] is skip:
+                runs[-1][2].append(blob)
+            else:
+                runs.append((targets, skip, [blob]))
+        if len(runs) == 1:  # the common case (one message, or a burst to one channel)
+            targets, skip, run = runs[0]
+            for user, data in _run_shares(targets, skip, run):
+                user.sink.deliver(data)
+        elif runs:
+            shares: dict[User, list[bytes]] = {}
+            for targets, skip, run in runs:
+                for user, data in _run_shares(targets, skip, run):
                     share = shares.get(user)
                     if share is None:
                         shares[user] = [data]
                     else:
                         share.append(data)
-        for user, pieces in shares.items():
-            user.sink.deliver(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+            for user, pieces in shares.items():
+                user.sink.deliver(pieces[0] if len(pieces) == 1 else b"".join(pieces))
         for user, error in self.closes:
             user.sink.close(error)
 
