@@ -37,6 +37,11 @@ IDLE_RECV_SIZE = 512
 HANDSHAKE_TIMEOUT = 10.0
 STS_DURATION = 30 * 86400
 SNDBUF = 256 * 1024
+# after a round of LINGER_AFTER connections or more, the writer waits LINGER seconds: a little
+# latency for far fewer system calls when a big channel is busy
+LINGER = 0.001
+WRITERS = 2
+LINGER_AFTER = 64
 
 
 @dataclass
@@ -201,7 +206,7 @@ class Connection:
         self.address = address
         self._server = server
         self.sendq = server.config.sendq
-        self.writer = server.writer
+        self.writer = server.writers[self.fd % len(server.writers)]
         self.user: User | None = None
         self.lock = threading.Lock()
         self.outbuf = bytearray()
@@ -246,7 +251,7 @@ class Connection:
             if self.dirty or self.closed:
                 return
             self.dirty = True
-        self._server.writer.schedule(self)
+        self.writer.schedule(self)
 
     def close(self, error: str | None, *, drop_queued: bool = False) -> None:
         """Send `ERROR :error` after what is queued (or instead of it), then end the connection.
@@ -265,7 +270,7 @@ class Connection:
             schedule = not self.dirty
             self.dirty = True
         if schedule:
-            self._server.writer.schedule(self)
+            self.writer.schedule(self)
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RD)
 
@@ -323,8 +328,15 @@ class Writer(threading.Thread):
     def run(self) -> None:
         ready = self._ready
         while True:
-            while ready:
-                self._flush(ready.popleft())
+            count = len(ready)
+            if count:
+                for _ in range(count):
+                    self._flush(ready.popleft())
+                if count >= LINGER_AFTER and not self._stopping:
+                    # a busy round (a line to a big channel): let the next lines pile up on
+                    # the buffers for a moment, so that each system call carries more of them
+                    time.sleep(LINGER)
+                continue
             # flag idleness before the last look at the queue, so no wake-up is lost
             self._idle = True
             if ready:
@@ -443,7 +455,9 @@ class Server:
         self.store = Store(self.config.db) if self.config.db else None
         self.state = State(self.config.state, self.store)
         self.lock = threading.Lock()
-        self.writer = Writer()
+        # the threads that send: each connection belongs to one (the sends of one writer run
+        # while another holds the GIL, and a send on loopback costs as much as the receive)
+        self.writers = [Writer() for _ in range(WRITERS)]
         self._connections: set[Connection] = set()
         # client threads still running; they are bare threads (`_thread`): a threading.Thread
         # costs 2.6 KB more per client in its bookkeeping
@@ -506,7 +520,8 @@ class Server:
         for listener, _ in self._listeners:
             listener.setblocking(False)
         self._listener = self._listeners[0][0]
-        self.writer.start()
+        for writer in self.writers:
+            writer.start()
         self._accepter = threading.Thread(
             target=self._accept_loop, name="tuichat-accept", daemon=True
         )
@@ -537,8 +552,10 @@ class Server:
             )
         if self._reaper is not None:
             self._reaper.join(max(0.0, deadline - time.monotonic()))
-        self.writer.stop()
-        self.writer.join(max(0.1, deadline - time.monotonic()))
+        for writer in self.writers:
+            writer.stop()
+        for writer in self.writers:
+            writer.join(max(0.1, deadline - time.monotonic()))
         # what the writer could not close in time, close here: no socket outlives stop()
         for conn in connections:
             if not conn.closed:
@@ -551,7 +568,8 @@ class Server:
                 self.store.close()
             finally:
                 self.lock.release()
-        self.writer.close()
+        for writer in self.writers:
+            writer.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
         log.info("stopped")
@@ -775,7 +793,7 @@ class Server:
             self._connections.discard(conn)
             self._forget_address(conn.address.rsplit(":", 1)[0])
             self.dispatch(out)
-        self.writer.retire(conn)
+        conn.writer.retire(conn)
         log.info("disconnect %s (%s): %s", user.nick or "*", conn.address, reason)
 
     def dispatch(self, out: Outbox) -> None:
