@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,6 +83,9 @@ class TuichatApp(App[None]):
         self._typing_sent = 0.0
         self._typing_target = ""
         self._mark_timer: Timer | None = None
+        self._last_activity = self._last_full_gc = time.monotonic()
+        self._inbox: list[Line] | None = None  # the lines of the batch posted and not yet taken
+        self._inbox_lock = threading.Lock()
 
     # -- layout -----------------------------------------------------------------------------------
 
@@ -102,20 +108,47 @@ class TuichatApp(App[None]):
         self.query_one("#input", InputLine).focus()
         self.client.start()
         self.set_interval(1.0, self._expire_typing)
+        gc.callbacks.append(_freeze_survivors)
+        self.set_interval(FULL_GC_EVERY / 10, self._collect_when_idle)
 
     def on_unmount(self) -> None:
         self.client.close()
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(_freeze_survivors)
+
+    def _collect_when_idle(self) -> None:
+        """Now and then, while nothing happens, a full garbage collection of everything (frozen
+        objects included), for cycles that died after they were frozen."""
+        now = time.monotonic()
+        if now - self._last_activity > 2 and now - self._last_full_gc > FULL_GC_EVERY:
+            self._last_full_gc = now
+            gc.unfreeze()
+            gc.collect()  # and _freeze_survivors freezes what is left
 
     # -- the connection (its thread posts; everything below runs on the UI) -----------------------
 
     def _on_client_event(self, event: net.ClientEvent) -> None:
-        """Called on the connection's thread: hand over to the UI, touch nothing."""
-        if isinstance(event, net.LinesReceived):
-            self.post_message(LinesReceived(event.lines))
-        else:
-            self.post_message(ConnectionChanged(event))
+        """Called on the connection's thread: hand over to the UI, touch nothing.
+
+        Lines that arrive while the UI has not yet taken the last batch join that batch, so a
+        flood is one message in the UI's queue, not hundreds: a key pressed meanwhile waits for
+        one batch at most."""
+        with self._inbox_lock:
+            if isinstance(event, net.LinesReceived):
+                if self._inbox is not None:
+                    self._inbox.extend(event.lines)
+                    return
+                self._inbox = list(event.lines)
+                self.post_message(LinesReceived(self._inbox))
+            else:
+                self._inbox = None  # lines after this event go after it
+                self.post_message(ConnectionChanged(event))
 
     def on_lines_received(self, message: LinesReceived) -> None:
+        with self._inbox_lock:
+            if self._inbox is message.lines:  # taken: what arrives now makes a new batch
+                self._inbox = None
+        self._last_activity = time.monotonic()
         now = self.clock()
         changes = Changes()
         for line in message.lines:
@@ -488,6 +521,7 @@ class TuichatApp(App[None]):
 
     @on(Input.Changed, "#input")
     def on_input_changed(self, event: Input.Changed) -> None:
+        self._last_activity = time.monotonic()
         self._send_typing(event.value)
 
     @on(Input.Submitted, "#input")
@@ -601,6 +635,18 @@ class TuichatApp(App[None]):
         if event.option_id is not None and casefold(event.option_id) != casefold(self.state.nick):
             self.run_actions([commands.OpenWindow(event.option_id)])
         self.query_one("#input", InputLine).focus()
+
+
+# A full garbage collection looks at every object, and a long scrollback is millions of them:
+# 200 ms frozen with 10,000 lines in the log. What survives a full collection is frozen (left
+# out of the next ones), so those look only at what is new; every FULL_GC_EVERY seconds, when
+# nothing is happening, everything is looked at again.
+FULL_GC_EVERY = 600.0
+
+
+def _freeze_survivors(phase: str, info: dict[str, int]) -> None:
+    if phase == "stop" and info.get("generation") == 2:
+        gc.freeze()
 
 
 @dataclass
