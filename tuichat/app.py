@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import itertools
 import threading
 import time
@@ -19,7 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Input, OptionList, Static
 
-from tuichat import commands
+from tuichat import commands, gc_tuning
 from tuichat.client_state import ERROR, INFO, SERVER, Changes, ClientState, Entry, Window
 from tuichat.messages import ConnectionChanged, LinesReceived
 from tuichat.net import client as net
@@ -108,13 +106,12 @@ class TuichatApp(App[None]):
         self.query_one("#input", InputLine).focus()
         self.client.start()
         self.set_interval(1.0, self._expire_typing)
-        gc.callbacks.append(_freeze_survivors)
+        gc_tuning.install()
         self.set_interval(FULL_GC_EVERY / 10, self._collect_when_idle)
 
     def on_unmount(self) -> None:
         self.client.close()
-        with contextlib.suppress(ValueError):
-            gc.callbacks.remove(_freeze_survivors)
+        gc_tuning.uninstall()
 
     def _collect_when_idle(self) -> None:
         """Now and then, while nothing happens, a full garbage collection of everything (frozen
@@ -122,8 +119,7 @@ class TuichatApp(App[None]):
         now = time.monotonic()
         if now - self._last_activity > 2 and now - self._last_full_gc > FULL_GC_EVERY:
             self._last_full_gc = now
-            gc.unfreeze()
-            gc.collect()  # and _freeze_survivors freezes what is left
+            gc_tuning.collect_all()
 
     # -- the connection (its thread posts; everything below runs on the UI) -----------------------
 
@@ -637,16 +633,9 @@ class TuichatApp(App[None]):
         self.query_one("#input", InputLine).focus()
 
 
-# A full garbage collection looks at every object, and a long scrollback is millions of them:
-# 200 ms frozen with 10,000 lines in the log. What survives a full collection is frozen (left
-# out of the next ones), so those look only at what is new; every FULL_GC_EVERY seconds, when
-# nothing is happening, everything is looked at again.
+# with gc_tuning installed, cycles among old objects wait for this: every FULL_GC_EVERY seconds,
+# when nothing has happened for 2 s, everything is collected
 FULL_GC_EVERY = 600.0
-
-
-def _freeze_survivors(phase: str, info: dict[str, int]) -> None:
-    if phase == "stop" and info.get("generation") == 2:
-        gc.freeze()
 
 
 @dataclass

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tuichat import tls
+from tuichat import gc_tuning, tls
 from tuichat.net.protocol import Line, LineBuffer, ParseError, TooLong, parse
 from tuichat.state import Config, Outbox, State, User
 from tuichat.store import Store
@@ -40,6 +40,7 @@ SNDBUF = 256 * 1024
 # after a round of LINGER_AFTER connections or more, the writer waits LINGER seconds: a little
 # latency for far fewer system calls when a big channel is busy
 LINGER = 0.001
+FULL_GC_EVERY = 3600.0
 WRITERS = 2
 LINGER_AFTER = 64
 
@@ -520,6 +521,7 @@ class Server:
         for listener, _ in self._listeners:
             listener.setblocking(False)
         self._listener = self._listeners[0][0]
+        gc_tuning.install()
         for writer in self.writers:
             writer.start()
         self._accepter = threading.Thread(
@@ -572,6 +574,7 @@ class Server:
             writer.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
+        gc_tuning.uninstall()
         log.info("stopped")
 
     # -- accepting --------------------------------------------------------------------------------
@@ -794,6 +797,7 @@ class Server:
             self._forget_address(conn.address.rsplit(":", 1)[0])
             self.dispatch(out)
         conn.writer.retire(conn)
+        conn.user = None  # no cycle: the two go with their last references
         log.info("disconnect %s (%s): %s", user.nick or "*", conn.address, reason)
 
     def dispatch(self, out: Outbox) -> None:
@@ -827,7 +831,12 @@ class Server:
             0.05, min(1.0, c.ping_interval / 4, c.ping_timeout / 4, c.registration_timeout / 4)
         )
         next_prune = 0.0
+        next_collect = time.monotonic() + FULL_GC_EVERY
         while not self._stopping.wait(interval):
+            if time.monotonic() >= next_collect:
+                # cycles among frozen objects (see gc_tuning): one full collection an hour
+                next_collect = time.monotonic() + FULL_GC_EVERY
+                gc_tuning.collect_all()
             out = Outbox()
             now = self.clock()
             with self.lock:
