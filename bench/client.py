@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import statistics
 import sys
@@ -51,6 +52,7 @@ async def _until(condition: object, timeout: float) -> None:
 
 
 async def one_run(rate: float, seconds: float, tmp: str) -> dict[str, float]:
+    gc.collect()  # what the last run left, collected now, not during this one
     port = free_port()
     server = start("tuichat", port, tmp)
     shown: list[float] = []  # seconds behind the sender, per line shown

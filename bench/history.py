@@ -27,7 +27,24 @@ HOST = "127.0.0.1"
 
 def start_server(extra: list[str]) -> tuple[subprocess.Popen[bytes], int]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tuichat", "serve", "--port", "0", "--log-level", "warning", *extra],
+        [
+            sys.executable,
+            "-m",
+            "tuichat",
+            "serve",
+            "--port",
+            "0",
+            "--log-level",
+            "warning",
+            # flood control and the per-address limits are tuichat's defence against exactly this
+            "--flood-rate",
+            "0",
+            "--max-clients-per-ip",
+            "0",
+            "--connects-per-minute",
+            "0",
+            *extra,
+        ],
         stderr=subprocess.PIPE,
     )
     # the port: ask the OS which one the child listens on (its log is quiet at warning level)
