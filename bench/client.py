@@ -54,7 +54,6 @@ async def _until(condition: object, timeout: float) -> None:
 async def one_run(rate: float, seconds: float, tmp: str) -> dict[str, float]:
     gc.collect()  # what the last run left, collected now, not during this one
     port = free_port()
-    server = start("tuichat", port, tmp)
     shown: list[float] = []  # seconds behind the sender, per line shown
     original_add = ChatLog.add
 
@@ -63,10 +62,12 @@ async def one_run(rate: float, seconds: float, tmp: str) -> dict[str, float]:
         if entry.text.startswith("LOAD "):
             shown.append(time.time() - float(entry.text.split(" ")[3]))
 
-    ChatLog.add = add  # type: ignore[method-assign,assignment]
-    app = TuichatApp(net.ClientConfig("127.0.0.1", port, nick="viewer"), channels=[CHANNEL])
     keys: list[float] = []
+    feeder: asyncio.subprocess.Process | None = None
+    server = start("tuichat", port, tmp)
     try:
+        ChatLog.add = add  # type: ignore[method-assign,assignment]
+        app = TuichatApp(net.ClientConfig("127.0.0.1", port, nick="viewer"), channels=[CHANNEL])
         async with app.run_test(size=(120, 40)) as pilot:
             await _until(lambda: CHANNEL in app.logs, 10)
             feeder = await asyncio.create_subprocess_exec(
@@ -96,6 +97,9 @@ async def one_run(rate: float, seconds: float, tmp: str) -> dict[str, float]:
             await pilot.pause()
     finally:
         ChatLog.add = original_add  # type: ignore[method-assign]
+        if feeder is not None and feeder.returncode is None:
+            feeder.kill()
+            await feeder.wait()
         stop(server)
     return {
         "lines_shown": len(shown),
