@@ -117,7 +117,9 @@ class TuichatApp(App[None]):
         """Now and then, while nothing happens, a full garbage collection of everything (frozen
         objects included), for cycles that died after they were frozen."""
         now = time.monotonic()
-        if now - self._last_activity > 2 and now - self._last_full_gc > FULL_GC_EVERY:
+        since = now - self._last_full_gc
+        # when idle; or, in a window that is never idle for long, in any case now and then
+        if (now - self._last_activity > 2 and since > FULL_GC_EVERY) or since > 3 * FULL_GC_EVERY:
             self._last_full_gc = now
             gc_tuning.collect_all()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sqlite3
@@ -484,8 +485,10 @@ def _tune_malloc() -> None:
     if not glibc or "GLIBC_TUNABLES" in os.environ or not sys.executable:
         return
     env = dict(os.environ, GLIBC_TUNABLES=MALLOC_TUNABLES)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:  # None when started with the descriptor closed
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
     try:
         os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
     except OSError:

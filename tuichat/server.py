@@ -127,7 +127,8 @@ class Reader:
         self.ended = False
 
     def read(self, block: bool) -> bool:
-        """Receive what there is (waiting for it when `block`); False when the connection ended."""
+        """Receive what there is (waiting for it when `block`). False when the connection ended
+        with nothing more to handle; True with `ended` set when it ended after what was read."""
         sock = self.conn.sock
         try:
             if block:
@@ -135,20 +136,29 @@ class Reader:
                 # thread waits with a small one, and a full one means there is more to take
                 data = sock.recv(IDLE_RECV_SIZE)
                 if len(data) == IDLE_RECV_SIZE:
-                    with contextlib.suppress(BlockingIOError):
+                    try:
                         data += sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+                    except BlockingIOError:
+                        pass
+                    except OSError as error:  # a reset after those bytes: they count first
+                        self._read_error(error)
+                        self.take(data)
+                        return True  # the caller handles them, then sees `ended`
             else:
                 data = sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
         except BlockingIOError:
             return True
         except OSError as error:
-            self.reason = f"Read error: {error.strerror or error}"
-            self.ended = True
+            self._read_error(error)
             return False
         if not data:
             self.ended = True
             return False
         return self.take(data)
+
+    def _read_error(self, error: OSError) -> None:
+        self.reason = f"Read error: {error.strerror or error}"
+        self.ended = True
 
     def take(self, data: bytes) -> bool:
         """Add received bytes (decrypted first with TLS); False when the connection ended."""
@@ -333,6 +343,8 @@ class Writer(threading.Thread):
             if count:
                 for _ in range(count):
                     self._flush(ready.popleft())
+                # sockets that had been full may take more now, even if the queue never empties
+                self._poll(0)
                 if count >= LINGER_AFTER and not self._stopping:
                     # a busy round (a line to a big channel): let the next lines pile up on
                     # the buffers for a moment, so that each system call carries more of them
@@ -345,18 +357,23 @@ class Writer(threading.Thread):
                 continue
             if self._stopping:
                 break
-            for key, _ in self._selector.select():
-                if key.fd == self._wake_r:
-                    with contextlib.suppress(BlockingIOError):
-                        os.read(self._wake_r, 4096)
-                else:
-                    conn: Connection = key.data
-                    self._flush(conn)
+            self._poll(None)
             self._idle = False
         for key in list(self._selector.get_map().values()):
             if key.fd != self._wake_r:
                 self._close(key.data)
         self._selector.close()
+
+    def _poll(self, timeout: float | None) -> None:
+        """Send to the sockets that became writable; wait up to `timeout` (None: until one does
+        or somebody wakes the writer)."""
+        for key, _ in self._selector.select(timeout):
+            if key.fd == self._wake_r:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_r, 4096)
+            else:
+                conn: Connection = key.data
+                self._flush(conn)
 
     def _flush(self, conn: Connection) -> None:
         if conn.closed:

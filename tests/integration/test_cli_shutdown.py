@@ -82,3 +82,27 @@ def test_serve_runs_with_malloc_tuned_for_many_threads(serve: ServeProcess) -> N
         client.close()
     serve.proc.send_signal(signal.SIGTERM)
     assert serve.proc.wait(10) == 0
+
+
+@pytest.mark.timeout(30)
+def test_serve_runs_with_stdout_closed() -> None:
+    """Daemon wrappers start servers with stdout closed (`>&-`): serving must not need it."""
+    import subprocess
+    import sys
+
+    command = f'exec "{sys.executable}" -m tuichat serve --port 0 --no-history >&-'
+    proc = subprocess.Popen(["sh", "-c", command], stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if "listening on" in line:
+                break
+        assert any("listening on" in line for line in seen), seen
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import socket
+import struct
 import time
 
 import pytest
@@ -126,3 +128,35 @@ def test_a_client_killed_mid_line_is_seen_to_quit(connect: Connect, how: str) ->
         "bob",
         "carol",
     ]
+
+
+@pytest.mark.parametrize("size", [511, 512, 700])
+def test_lines_before_a_reset_are_still_read(start_server: StartServer, size: int) -> None:
+    """A client that sends a line and resets the connection at once: the line counts. (An idle
+    reader waits with a 512-byte recv and takes the rest without blocking; a reset found by
+    that second recv must not throw away the first 512 bytes.)"""
+    from tuichat.server import Connection, Reader
+
+    server = start_server(ServerConfig())  # for its settings and writers
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        accepted, _ = listener.accept()
+    try:
+        # one line of `size` bytes, or (past a line's limit) one of 500 and the rest in a second
+        sizes = [size] if size <= 512 else [500, size - 500]
+        sent = [b"PRIVMSG #c :" + b"x" * (n - len("PRIVMSG #c :") - 2) + b"\r\n" for n in sizes]
+        assert sum(map(len, sent)) == size
+        client.sendall(b"".join(sent))
+        # SO_LINGER with a zero timeout: close() sends a reset instead of a FIN
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+        reader = Reader(Connection(accepted, "test", server), server.config)
+        lines: list[object] = []
+        while not reader.ended:
+            reader.read(block=True)
+            lines.extend(reader.waiting)
+            reader.waiting.clear()
+        assert lines == [line.decode().rstrip("\r\n") for line in sent]
+        assert "reset" in reader.reason.lower()
+    finally:
+        accepted.close()
