@@ -64,10 +64,12 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 10
     raise RuntimeError("the server did not start")
 
 
-def start(kind: str, port: int, tmp: str) -> subprocess.Popen[bytes]:
+def start(kind: str, port: int, tmp: str, db: str | None = None) -> subprocess.Popen[bytes]:
+    """A fresh server listening on `port`; tuichat keeps history in `db` if given, else none."""
     if kind == "tuichat":
+        history = ["--db", db] if db else ["--no-history"]
         command = [
-            sys.executable, "-m", "tuichat", "serve", "--port", str(port), "--no-history",
+            sys.executable, "-m", "tuichat", "serve", "--port", str(port), *history,
             "--flood-rate", "0", "--max-clients-per-ip", "0", "--connects-per-minute", "0",
             "--max-clients", "0", "--log-level", "warning",
         ]  # fmt: skip
@@ -95,9 +97,10 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def measure(kind: str, args: list[str], tmp: str) -> dict[str, object]:
+def measure(kind: str, args: list[str], tmp: str, db: str | None = None) -> dict[str, object]:
+    """One run of loadgen.py against a fresh server: its JSON, or {"error": why}."""
     port = free_port()
-    proc = start(kind, port, tmp)
+    proc = start(kind, port, tmp, db)
     try:
         out = subprocess.run(
             [sys.executable, str(HERE / "loadgen.py"), "--port", str(port), "--duration", "90",
@@ -110,6 +113,13 @@ def measure(kind: str, args: list[str], tmp: str) -> dict[str, object]:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
     result: dict[str, object] = json.loads(out.stdout)
     return result
+
+
+def number(result: dict[str, object], figure: str) -> float:
+    """A figure of loadgen.py's JSON, as a number."""
+    value = result[figure]
+    assert isinstance(value, float | int), (figure, value)
+    return float(value)
 
 
 def _median(results: list[dict[str, object]], figure: str) -> float | None:

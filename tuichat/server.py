@@ -40,9 +40,9 @@ SNDBUF = 256 * 1024
 # after a round of LINGER_AFTER connections or more, the writer waits LINGER seconds: a little
 # latency for far fewer system calls when a big channel is busy
 LINGER = 0.001
-FULL_GC_EVERY = 3600.0
-WRITERS = 2
 LINGER_AFTER = 64
+WRITERS = 2  # threads that send; each connection belongs to one
+FULL_GC_EVERY = 3600.0  # seconds between full collections of frozen objects (gc_tuning)
 
 
 @dataclass
@@ -236,20 +236,17 @@ class Connection:
 
     def deliver(self, data: bytes) -> None:
         """Queue `data` for this client (from any thread)."""
-        # the hottest path of the server: once per recipient of every batch
         with self.lock:
             if self.closing:
                 return
-            pending = self.pending
-            queued = len(self.outbuf) + (len(pending) if pending is not None else 0)
-            if queued + len(data) <= self.sendq:
+            if self.queued() + len(data) > self.sendq:
+                overflow = True
+            else:
+                overflow = False
                 self.outbuf += data
                 if self.dirty:
                     return
                 self.dirty = True
-                overflow = False
-            else:
-                overflow = True
         if overflow:
             self.close_reason = "SendQ exceeded"
             self.close("Closing link (SendQ exceeded)", drop_queued=True)

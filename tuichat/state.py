@@ -1161,7 +1161,9 @@ class State:
         return None
 
     def _banned(self, chan: Channel, user: User) -> bool:
-        return any(p.mask_matches(mask, user.prefix) for mask, _, _ in chan.bans)
+        return bool(chan.bans) and any(
+            p.mask_matches(mask, user.prefix) for mask, _, _ in chan.bans
+        )
 
     def _part(self, user: User, line: Line, now: float, out: Outbox) -> None:
         reason = line.params[1] if len(line.params) > 1 else ""
@@ -1448,7 +1450,7 @@ class State:
             return None
         if "m" in chan.modes:
             return "Cannot send to channel (+m)"
-        if chan.bans and self._banned(chan, user):
+        if self._banned(chan, user):
             return "Cannot send to channel (you're banned)"
         if chan.quiets and any(p.mask_matches(mask, user.prefix) for mask, _, _ in chan.quiets):
             return "Cannot send to channel (you're muted)"

@@ -33,8 +33,9 @@ def number(result: dict[str, object], key: str) -> float:
     return float(value)
 
 
-def unlimited_server(start_server: StartServer) -> int:
-    config = ServerConfig(flood_rate=0, max_per_ip=0, connects_per_minute=0)
+def unlimited_server(start_server: StartServer, sendq: int = ServerConfig.sendq) -> int:
+    """A server without flood control or per-address limits (all load comes from one address)."""
+    config = ServerConfig(flood_rate=0, max_per_ip=0, connects_per_minute=0, sendq=sendq)
     return start_server(config).port
 
 
@@ -68,8 +69,7 @@ def test_loadgen_spreads_senders_over_channels_at_a_rate(start_server: StartServ
 @pytest.mark.timeout(60)
 def test_loadgen_reports_a_server_that_drops_lines(start_server: StartServer) -> None:
     """A server that cuts off some members: their lines count as lost, and say why."""
-    config = ServerConfig(flood_rate=0, max_per_ip=0, connects_per_minute=0, sendq=4096)
-    port = start_server(config).port
+    port = unlimited_server(start_server, sendq=4096)
     result = loadgen(port, "--clients", "5", "--senders", "5", "--messages", "20000",
                      "--duration", "5")  # fmt: skip
     assert number(result, "lost") > 0

@@ -177,8 +177,8 @@ class LineBuffer:
 
     def feed(self, data: bytes) -> Iterator[str | TooLong]:
         """Yield each complete line in `data` (with what was kept from before) as text."""
-        # a bare CR ends a line too (RFC 2812 2.3.1), so it never travels inside one; CRLF becomes
-        # a line and an empty one, which is skipped
+        # a bare CR ends a line too (RFC 2812 2.3.1), so it never travels inside one; a CRLF is one
+        # line end, and a CR and LF split across two reads make an empty line, which is skipped
         if b"\r" in data:
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         if self._buf:
