@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import queue
 import re
 import selectors
@@ -405,3 +406,62 @@ class Connect(Protocol):
         source: str | None = None,
         tls: ssl.SSLContext | None = None,
     ) -> Client: ...
+
+
+class Bystander:
+    """Two users chatting and PINGing the server every 0.1 s from another process
+    (`bystander.py`), for a test that attacks the server: `with Bystander(server.port) as b:`
+    runs the attack inside; afterwards `b.worst` is the longest PING round trip in seconds, `b.lost`
+    the PINGs unanswered within 10 s, `b.chat_worst` the slowest chat line between the two."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.pings: list[float] = []
+        self.chat: list[float] = []
+        self.lost = 0
+        self.chat_lost = 0
+
+    def __enter__(self) -> Bystander:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "integration" / "bystander.py"), str(self.port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        ready = self.proc.stdout.readline()
+        if ready.strip() != "ready":
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"the bystander did not start: {ready!r}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            out, _ = self.proc.communicate("stop\n", timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        if exc[0] is None:
+            result = json.loads(out.strip().splitlines()[-1])
+            self.pings, self.chat = result["pings"], result["chat"]
+            self.lost, self.chat_lost = result["lost"], result["chat_lost"]
+
+    @property
+    def worst(self) -> float:
+        return max(self.pings, default=0.0)
+
+    @property
+    def chat_worst(self) -> float:
+        return max(self.chat, default=0.0)
+
+    def p99(self) -> float:
+        ordered = sorted(self.pings)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"Bystander(pings={len(self.pings)}, worst={self.worst:.3f} s, p99={self.p99():.3f} s,"
+            f" lost={self.lost}, chat worst={self.chat_worst:.3f} s, chat lost={self.chat_lost})"
+        )
