@@ -11,7 +11,7 @@ import datetime
 import re
 from dataclasses import dataclass, field
 
-from tuichat.net.protocol import Line, casefold
+from tuichat.net.protocol import Line, casefold, parse_uint
 
 SERVER = "*server*"  # the key of the server window
 
@@ -703,8 +703,8 @@ class ClientState:
                     self.prefixes = dict(zip(modes, chars, strict=True))
             elif key == "CHANTYPES" and value:
                 self.chantypes = value
-            elif key == "CHATHISTORY" and value.isdigit():
-                self.chathistory_max = int(value)
+            elif key == "CHATHISTORY" and (limit := parse_uint(value)) is not None:
+                self.chathistory_max = limit
             elif key == "NETWORK" and value:
                 self.network = value
                 self.windows[SERVER].name = value

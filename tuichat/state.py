@@ -30,6 +30,8 @@ CHANNEL_MODES = "imnst"  # flags without a parameter
 CHANNEL_MODES_ALL = "biklmnoqstv"
 USER_MODES = "io"
 STATUS_PREFIX = {"o": "@", "v": "+"}
+MAX_LIMIT = 2**31 - 1  # the largest +l (InspIRCd's bound too); more is taken as this
+MAX_KLINE_SECONDS = 100 * 365 * 86400  # the longest timed K-line; more is taken as this
 
 
 @dataclass
@@ -439,15 +441,17 @@ def iso_time(ms: int) -> str:
 
 def parse_iso_time(text: str) -> int | None:
     """Milliseconds since the epoch from server-time's format, or None."""
+    if not text[:19].isascii():  # strptime's %Y takes any Unicode digit (fullwidth...)
+        return None
     try:
         stamp = time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")
     except ValueError:
         return None
     ms = 0
     if len(text) > 20 and text[19] == ".":
-        digits = text[20:].rstrip("Z")[:3]
-        if digits.isdigit():
-            ms = int(digits.ljust(3, "0"))
+        digits = p.parse_uint(text[20:].rstrip("Z")[:3].ljust(3, "0"))
+        if digits is not None:
+            ms = digits
     return int(calendar.timegm(stamp)) * 1000 + ms
 
 
@@ -533,6 +537,14 @@ def _middle(param: str) -> str:
     if param and " " not in param and not param.startswith(":"):
         return param
     return param.lstrip(":").split(" ", 1)[0].lstrip(":") or "*"
+
+
+def _mode_param_ok(param: str, mode: str) -> bool:
+    """Whether a ban or quiet mask or a key (`mode`) can be kept: sendable as a middle parameter,
+    and for a key, a JOIN's key list can hold it."""
+    if not param or " " in param or param[0] == ":":
+        return False
+    return mode != "k" or "," not in param
 
 
 def _truncate(text: str, limit: int) -> str:
@@ -890,7 +902,8 @@ class State:
             if not user.registered:
                 user.cap_negotiating = True
             version = line.params[1] if len(line.params) > 1 else ""
-            if version.isdigit() and int(version) >= 302:
+            number = p.parse_uint(version)
+            if number is not None and number >= 302:
                 user.cap302 = True
                 user.caps.add("cap-notify")
             offered = dict(self.capabilities)
@@ -1573,10 +1586,21 @@ class State:
                 with_param += 1
                 if with_param > self.config.modes or not allowed():
                     continue
+                if ch in "bkq" and not _mode_param_ok(arg, ch):
+                    # it could not be shown as a middle parameter of MODE, 324 or 367 (`:x`), and
+                    # no JOIN could give such a key: refused, as modern.ircdocs.horse advises
+                    self._reply(
+                        out,
+                        user,
+                        p.ERR_INVALIDMODEPARAM,
+                        chan.name,
+                        ch,
+                        "*",
+                        "Invalid mode parameter: empty, or a space, a comma or a leading colon",
+                    )
+                    continue
                 if ch in "bq":
                     entries = chan.bans if ch == "b" else chan.quiets
-                    if " " in arg or not arg:
-                        continue  # a mask cannot hold a space
                     mask = p.normalize_mask(arg)
                     present = [ban for ban in entries if casefold(ban[0]) == casefold(mask)]
                     if sign == "+" and not present and len(entries) >= self.config.maxbans:
@@ -1620,8 +1644,6 @@ class State:
                         change_args.append(target.nick)
                 elif ch == "k":
                     if sign == "+":
-                        if not arg or " " in arg or "," in arg:
-                            continue
                         chan.key = arg
                         changes.append("+k")
                         change_args.append(arg)
@@ -1630,9 +1652,8 @@ class State:
                         changes.append("-k")
                         change_args.append("*")
                 elif ch == "l":
-                    try:
-                        limit = int(arg)
-                    except ValueError:
+                    limit = p.parse_uint(arg, MAX_LIMIT)
+                    if limit is None:
                         continue
                     if limit > 0 and limit != chan.limit:
                         chan.limit = limit
@@ -1748,10 +1769,7 @@ class State:
         nick = line.params[0]
         count = 0
         if len(line.params) > 1:
-            try:
-                count = max(0, int(line.params[1]))
-            except ValueError:
-                count = 0
+            count = p.parse_uint(line.params[1]) or 0
         key = casefold(nick)
         found = [entry for entry in reversed(self.whowas) if casefold(entry.nick) == key]
         if count:
@@ -2122,10 +2140,10 @@ class State:
         if sub not in needed:
             self._fail(out, user, "CHATHISTORY", "INVALID_PARAMS", sub, "Unknown subcommand")
             return
-        if len(params) < needed[sub] or not params[-1].isdigit():
+        limit = p.parse_uint(params[-1], self.config.chathistory_max)
+        if len(params) < needed[sub] or limit is None:
             self._fail(out, user, "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid parameters")
             return
-        limit = min(int(params[-1]), self.config.chathistory_max)
         if sub == "TARGETS":
             self._history_targets(user, params[1], params[2], limit, out)
             return
@@ -2328,8 +2346,10 @@ class State:
             )
             return
         duration = 0.0
-        if params[0].isdigit() and len(params) > 1:
-            duration = float(params.pop(0))
+        seconds = p.parse_uint(params[0], MAX_KLINE_SECONDS)
+        if seconds is not None and len(params) > 1:
+            params.pop(0)
+            duration = float(seconds)
         mask = params[0]
         if "!" in mask:
             mask = mask.split("!", 1)[1]

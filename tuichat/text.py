@@ -24,7 +24,7 @@ BOLD, COLOUR, HEX_COLOUR, RESET, MONOSPACE, REVERSE, ITALIC, STRIKE, UNDERLINE =
     "\x02", "\x03", "\x04", "\x0f", "\x11", "\x16", "\x1d", "\x1e", "\x1f",
 )  # fmt: skip
 _FORMAT_RE = re.compile(
-    r"\x03(?:(\d{1,2})(?:,(\d{1,2}))?)?"
+    r"\x03(?:([0-9]{1,2})(?:,([0-9]{1,2}))?)?"
     r"|\x04(?:([0-9a-fA-F]{6})(?:,([0-9a-fA-F]{6}))?)?"
     r"|[\x02\x0f\x11\x16\x1d\x1e\x1f]"
 )

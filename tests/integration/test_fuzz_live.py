@@ -127,6 +127,11 @@ CORPUS = [
     b"PASS secret",
     b"QUIT :fuzzed out",
     b"QUIT",
+    # once closed the sender's connection with "Internal error" (issue 10, item 14)
+    "CAP LS \u00b2".encode(),
+    "CHATHISTORY LATEST #chat * \u00b2".encode(),
+    "CHATHISTORY BEFORE #chat timestamp=2026-01-01T00:00:00.\u00b2Z 5".encode(),
+    b"MODE #chat +k-k ::x",
 ]
 
 SPECIAL = [
@@ -452,6 +457,36 @@ def test_a_malformed_history_command_is_answered(
     alice.send(text)
     answers = alice.sync()  # fails if the server closed the connection instead of answering
     assert [line for line in answers if line.startswith("ERROR")] == []
+    alice.send("NAMES #chat")  # and it is still served
+    assert alice.expect(r"^:tuichat 353 alice = #chat :(.*)$")[1] == "@alice"
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "CAP LS \u00b2",
+        "CHATHISTORY LATEST #chat * \u00b2",
+        "CHATHISTORY BEFORE #chat timestamp=2026-01-01T00:00:00.\u00b2Z 5",
+        "MODE #chat +k-k ::x",
+        "MARKREAD #chat timestamp=2026-01-01T00:00:00.\u00b2Z",
+        "MODE #chat +b-k ::x",
+    ],
+)
+def test_digits_and_colons_that_once_closed_the_connection_are_answered(
+    unchecked_server: Server, connect: Connect, caplog: pytest.LogCaptureFixture, text: str
+) -> None:
+    caplog.set_level(logging.INFO, logger="tuichat")
+    alice = connect("alice", server=unchecked_server)
+    alice.join("#chat")  # its operator: MODE +k is hers to set
+    alice.send("MODE #chat +k key")
+    alice.send(text)
+    answers = alice.sync()  # fails if the server closed the connection instead of answering
+    assert [line for line in answers if line.startswith("ERROR")] == []
+    alice.send("MODE #chat b")  # the ban list and the key, shown as middle parameters
+    alice.send("MODE #chat")
+    alice.expect(r"^:tuichat 324 alice #chat ")
     alice.send("NAMES #chat")  # and it is still served
     assert alice.expect(r"^:tuichat 353 alice = #chat :(.*)$")[1] == "@alice"
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]

@@ -214,6 +214,20 @@ class LineBuffer:
         self._buf = rest
 
 
+_UINT_RE = re.compile(r"[0-9]{1,4000}\Z")  # int() refuses more than 4300 digits
+
+
+def parse_uint(text: str, maximum: int | None = None) -> int | None:
+    """`text` as a whole number written in ASCII digits (capped at `maximum`), or None.
+
+    For every number a peer sends: `str.isdigit()` accepts `²`, which `int()` refuses, and
+    `int()` accepts `٣`, ` 5 `, `1_0` and `-1`, none of which is a number on the wire."""
+    if _UINT_RE.match(text) is None:
+        return None
+    value = int(text)
+    return value if maximum is None else min(value, maximum)
+
+
 # Casemapping --------------------------------------------------------------------------------------
 
 CASEMAPPING = "rfc1459"
@@ -406,6 +420,7 @@ ERR_BADCHANNELKEY = "475"
 ERR_NOPRIVILEGES = "481"
 ERR_CHANOPRIVSNEEDED = "482"
 ERR_UMODEUNKNOWNFLAG = "501"
+ERR_INVALIDMODEPARAM = "696"
 ERR_USERSDONTMATCH = "502"
 RPL_WHOISACCOUNT = "330"
 RPL_LOGGEDIN = "900"
