@@ -18,6 +18,7 @@ import os
 import selectors
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +44,9 @@ LINGER = 0.001
 LINGER_AFTER = 64
 WRITERS = 2  # threads that send; each connection belongs to one
 FULL_GC_EVERY = 3600.0  # seconds between full collections of frozen objects (gc_tuning)
+PRUNE_EVERY = 3600.0  # seconds between prunings of old history
+PRUNE_RETRY = 60.0  # after a failed pruning, the first wait; it doubles up to PRUNE_EVERY
+REPEAT_LOG = 600.0  # a job that keeps failing is logged again at most this often
 
 
 @dataclass
@@ -110,6 +114,53 @@ class TokenBucket:
     def wait_time(self) -> float:
         """Seconds until the next line may be handled."""
         return max(0.001, (1.0 - self.tokens) / self.rate) if self.rate > 0 else 0.0
+
+
+class Failures:
+    """socketserver's `handle_error` for the jobs of a long-lived thread (the reaper, a writer,
+    the accept loop): a job that raises is logged and the thread goes on.
+
+    The first failure of a job is logged with its traceback; while it keeps failing, a line with
+    the count at most every REPEAT_LOG seconds (a job of every second must not fill the log);
+    when it works again, one line says so."""
+
+    __slots__ = ("_failing", "_thread")
+
+    def __init__(self, thread: str) -> None:
+        self._thread = thread
+        # job -> [failures, when last logged (monotonic)]
+        self._failing: dict[str, list[float]] = {}
+
+    def failed(self, job: str, retry: str = "") -> None:
+        """Log the exception being handled, unless this job's failure was logged lately."""
+        now = time.monotonic()
+        state = self._failing.get(job)
+        if state is None:
+            self._failing[job] = [1, now]
+            log.exception("%s: %s failed%s", self._thread, job, retry)
+            return
+        state[0] += 1
+        if now - state[1] >= REPEAT_LOG:
+            state[1] = now
+            error = sys.exc_info()[1]
+            log.error(
+                "%s: %s still failing (%d times): %r%s", self._thread, job, state[0], error, retry
+            )
+
+    def succeeded(self, job: str) -> None:
+        state = self._failing.pop(job, None) if self._failing else None
+        if state is not None:
+            log.warning("%s: %s works again after %d failures", self._thread, job, int(state[0]))
+
+    def run(self, job: str, work: Callable[..., object], *args: object, retry: str = "") -> bool:
+        """Do `work(*args)`; False (logged as above) if it raised."""
+        try:
+            work(*args)
+        except Exception:
+            self.failed(job, retry)
+            return False
+        self.succeeded(job)
+        return True
 
 
 class Reader:
@@ -299,6 +350,7 @@ class Writer(threading.Thread):
         self._stopping = False
         self._pipe_lock = threading.Lock()
         self._pipe_closed = False
+        self._failures = Failures("writer")
 
     def schedule(self, conn: Connection) -> None:
         """Have `conn`'s buffer sent (from any thread)."""
@@ -336,30 +388,47 @@ class Writer(threading.Thread):
     def run(self) -> None:
         ready = self._ready
         while True:
-            count = len(ready)
-            if count:
-                for _ in range(count):
-                    self._flush(ready.popleft())
-                # sockets that had been full may take more now, even if the queue never empties
-                self._poll(0)
-                if count >= LINGER_AFTER and not self._stopping:
-                    # a busy round (a line to a big channel): let the next lines pile up on
-                    # the buffers for a moment, so that each system call carries more of them
-                    time.sleep(LINGER)
-                continue
-            # flag idleness before the last look at the queue, so no wake-up is lost
-            self._idle = True
-            if ready:
+            try:
+                count = len(ready)
+                if count:
+                    for _ in range(count):
+                        self._flush_safely(ready.popleft())
+                    # sockets that had been full may take more now, even if the queue never empties
+                    self._poll(0)
+                    if count >= LINGER_AFTER and not self._stopping:
+                        # a busy round (a line to a big channel): let the next lines pile up on
+                        # the buffers for a moment, so that each system call carries more of them
+                        time.sleep(LINGER)
+                    continue
+                # flag idleness before the last look at the queue, so no wake-up is lost
+                self._idle = True
+                if ready:
+                    self._idle = False
+                    continue
+                if self._stopping:
+                    break
+                self._poll(None)
                 self._idle = False
-                continue
-            if self._stopping:
-                break
-            self._poll(None)
-            self._idle = False
+                self._failures.succeeded("waiting")
+            except Exception:  # the selector, say: logged, and the writer keeps sending
+                self._idle = False
+                self._failures.failed("waiting")
+                time.sleep(0.01)
         for key in list(self._selector.get_map().values()):
             if key.fd != self._wake_r:
-                self._close(key.data)
+                with contextlib.suppress(Exception):
+                    self._close(key.data)
         self._selector.close()
+
+    def _flush_safely(self, conn: Connection) -> None:
+        """`_flush`, and if it raises, that client alone is cut off (its reader thread finds the
+        socket shut and cleans up); the writer goes on with the others."""
+        try:
+            self._flush(conn)
+        except Exception:
+            self._failures.failed("sending")
+            with contextlib.suppress(Exception):
+                self._close(conn)
 
     def _poll(self, timeout: float | None) -> None:
         """Send to the sockets that became writable; wait up to `timeout` (None: until one does
@@ -370,7 +439,7 @@ class Writer(threading.Thread):
                     os.read(self._wake_r, 4096)
             else:
                 conn: Connection = key.data
-                self._flush(conn)
+                self._flush_safely(conn)
 
     def _flush(self, conn: Connection) -> None:
         if conn.closed:
@@ -485,6 +554,7 @@ class Server:
         self.tls_address: tuple[str, int] = ("", 0)
         self._accepter: threading.Thread | None = None
         self._reaper: threading.Thread | None = None
+        self._pruned = False  # whether start() pruned the history
         self._stopping = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
         self.address: tuple[str, int] = ("", 0)
@@ -506,7 +576,11 @@ class Server:
         # stand-in object for it forever: nobody logs thread names here
         logging.logThreads = False
         if self.store is not None:
-            self._prune(self.clock())
+            # a history that cannot be pruned now (disk full) does not keep the server down:
+            # the reaper tries again
+            self._pruned = Failures("startup").run(
+                "pruning history", self._prune, self.clock(), retry=" (the reaper retries)"
+            )
             log.info("history and accounts in %s", self.store.path)
         c = self.config
         if c.port is not None:
@@ -598,13 +672,20 @@ class Server:
             for listener, context in self._listeners:
                 selector.register(listener, selectors.EVENT_READ, context)
             selector.register(self._wake_r, selectors.EVENT_READ)
+            failures = Failures("accept loop")
             while not self._stopping.is_set():
-                for key, _ in selector.select():
-                    if key.fd == self._wake_r:
-                        continue
-                    ready = key.fileobj
-                    assert isinstance(ready, socket.socket)
-                    self._accept_all(ready, key.data)
+                try:
+                    for key, _ in selector.select():
+                        if key.fd == self._wake_r:
+                            continue
+                        ready = key.fileobj
+                        assert isinstance(ready, socket.socket)
+                        self._accept_all(ready, key.data)
+                except Exception:  # logged; the others who connect are still let in
+                    failures.failed("accepting")
+                    self._stopping.wait(0.1)
+                else:
+                    failures.succeeded("accepting")
         for listener, _ in self._listeners:
             listener.close()
 
@@ -844,22 +925,48 @@ class Server:
         interval = max(
             0.05, min(1.0, c.ping_interval / 4, c.ping_timeout / 4, c.registration_timeout / 4)
         )
-        next_prune = 0.0
+        # pruned at start: the next one in an hour; else now, and after failures, less often
+        next_prune = self.clock() + PRUNE_EVERY if self._pruned else 0.0
+        retry = PRUNE_RETRY
         next_collect = time.monotonic() + FULL_GC_EVERY
+        # every job is guarded (socketserver's handle_error): the reaper outlives any one failure,
+        # or registration and ping timeouts would end for good
+        failures = Failures("reaper")
         while not self._stopping.wait(interval):
             if time.monotonic() >= next_collect:
                 # cycles among frozen objects (see gc_tuning): one full collection an hour
                 next_collect = time.monotonic() + FULL_GC_EVERY
-                gc_tuning.collect_all()
-            out = Outbox()
+                failures.run("full collection", gc_tuning.collect_all)
             now = self.clock()
-            with self.lock:
+            failures.run("timeouts", self._tick, now)
+            if now >= next_prune:
+                if failures.run(
+                    "pruning history",
+                    self._locked,
+                    self._prune,
+                    now,
+                    retry=f" (retrying in {retry:g} s)",
+                ):
+                    next_prune = now + PRUNE_EVERY
+                    retry = PRUNE_RETRY
+                else:
+                    next_prune = now + retry
+                    retry = min(retry * 2, PRUNE_EVERY)
+            failures.run("address bookkeeping", self._locked, self._forget_quiet_addresses)
+
+    def _tick(self, now: float) -> None:
+        """Registration and ping timeouts, nick-grace renames: under the state lock, delivered
+        even if one of them fails."""
+        out = Outbox()
+        with self.lock:
+            try:
                 self.state.tick(now, out)
+            finally:
                 self.dispatch(out)
-                if now >= next_prune:
-                    self._prune(now)
-                    next_prune = now + 3600
-                self._forget_quiet_addresses()
+
+    def _locked(self, work: Callable[..., object], *args: object) -> None:
+        with self.lock:
+            work(*args)
 
     def _forget_address(self, host: str) -> None:
         """One connection from `host` fewer (under the state lock)."""
