@@ -15,7 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
-from tuichat import __version__
+from tuichat import __version__, files
 
 if TYPE_CHECKING:
     from tuichat.server import Server
@@ -446,7 +446,8 @@ def _embedded_server(host: str, port: int) -> tuple[Server | None, list[str]]:
     from tuichat.server import Server, ServerConfig
 
     data = default_db_path().parent
-    data.mkdir(parents=True, exist_ok=True)
+    files.private_dir(data)
+    files.private_file(data / "server.log")
     handler = logging.FileHandler(data / "server.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     server_log = logging.getLogger("tuichat.server")

@@ -19,6 +19,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from tuichat import files
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -99,9 +101,15 @@ class Store:
     def __init__(self, path: str | Path = ":memory:") -> None:
         self.path = str(path)
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            # every private message and the password hashes: for the owner's eyes only, whatever
+            # the umask (SQLite makes its files 0644, and its -wal and -shm as the database)
+            files.private_dir(Path(self.path).parent)
+            files.private_file(Path(self.path))
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        if self.path != ":memory:":
+            for suffix in ("-wal", "-shm"):  # left by an older run with looser modes
+                files.tighten(Path(self.path + suffix))
         # NORMAL: a commit is in the WAL (safe from a killed process) without an fsync each time
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import datetime
 import hashlib
 import ipaddress
-import os
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from tuichat import files
 
 
 def fingerprint(der: bytes) -> str:
@@ -64,16 +65,13 @@ def make_self_signed(cert_file: Path, key_file: Path, name: str) -> None:
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    cert_file.parent.mkdir(parents=True, exist_ok=True)
+    files.private_dir(cert_file.parent)
     key_bytes = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(descriptor, 0o600)  # an existing file keeps its mode through O_CREAT
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(key_bytes)
+    files.write_private(Path(key_file), key_bytes)
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
@@ -109,9 +107,9 @@ class KnownServers:
     def add(self, host: str, port: int, fp: str) -> None:
         entries = self._entries()
         entries[f"{host.lower()}:{port}"] = fp
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         lines = [f"{server} {value}" for server, value in sorted(entries.items())]
-        self.path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        # 0600: whoever could write it could pin their own certificate for a host
+        files.write_private(self.path, ("\n".join(lines) + "\n").encode("utf-8"))
 
 
 class MemoryTLS:
