@@ -12,6 +12,7 @@ import binascii
 import calendar
 import hmac
 import itertools
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
@@ -21,10 +22,19 @@ from typing import Protocol
 from tuichat import __version__
 from tuichat.net import protocol as p
 from tuichat.net.protocol import Line, casefold, escape_tag_value
-from tuichat.store import Bound, Message, Store, check_password, hash_password, new_salt
+from tuichat.store import (
+    Bound,
+    Message,
+    Store,
+    StoredChannel,
+    check_password,
+    hash_password,
+    new_salt,
+)
 
 MAX_INVITES = 100  # invitations one channel holds
 MAX_MARKERS = 1000  # read markers kept for a user without an account
+MAX_PEERS = 1000  # conversations of a guest that follow them into an account they log in to
 MAX_SASL_FAILURES = 3  # wrong passwords before the connection is closed
 CHANNEL_MODES = "imnst"  # flags without a parameter
 CHANNEL_MODES_ALL = "biklmnoqstv"
@@ -107,6 +117,8 @@ class User:
         "tls",
         "cap302",
         "sasl_failures",
+        "party",
+        "peers",
     )
 
     def __init__(self, sink: Sink, host: str, now: float) -> None:
@@ -138,6 +150,10 @@ class User:
         self.tls = False
         self.cap302 = False
         self.sasl_failures = 0
+        # who owns this guest's private history ("nick!token", made on first use): nobody else,
+        # ever; an account's history belongs to the account (see State._party)
+        self.party: str | None = None
+        self.peers: set[str] | None = None  # parties this guest talked with (MAX_PEERS)
 
     def __repr__(self) -> str:
         return f"<User {self.nick or '*'} {self.host}>"
@@ -164,6 +180,7 @@ class Channel:
         "invited",
         "members",
         "users",
+        "founder",
     )
 
     def __init__(self, name: str, now: float) -> None:
@@ -180,6 +197,7 @@ class Channel:
         self.invited: dict[User, None] = {}  # invitations, oldest first; gone with the channel
         self.members: dict[User, set[str]] = {}
         self.users: tuple[User, ...] = ()
+        self.founder: str | None = None  # folded account of its creator, if logged in
 
     def add(self, user: User, modes: set[str]) -> None:
         self.members[user] = modes
@@ -477,8 +495,50 @@ def _fallback_msgid() -> str:
 
 
 def _private_key(a: str, b: str) -> str:
-    """The history key of a private conversation: both folded nicks, sorted."""
-    return " ".join(sorted((casefold(a), casefold(b))))
+    """The history key of a private conversation: both parties (State._party), sorted."""
+    return f"{a} {b}" if a <= b else f"{b} {a}"
+
+
+def _restored(stored: StoredChannel) -> Channel:
+    """An empty channel as it was stored."""
+    chan = Channel(stored.name, stored.created)
+    chan.founder = stored.founder
+    chan.topic, chan.topic_by, chan.topic_time = stored.topic, stored.topic_by, stored.topic_time
+    chan.modes = set(stored.modes)
+    chan.key, chan.limit = stored.key, stored.limit
+    chan.bans, chan.quiets = list(stored.bans), list(stored.quiets)
+    return chan
+
+
+def _to_store(chan: Channel, now: float) -> StoredChannel:
+    return StoredChannel(
+        chan.name,
+        chan.created,
+        chan.founder,
+        chan.topic,
+        chan.topic_by,
+        chan.topic_time,
+        "".join(sorted(chan.modes)),
+        chan.key,
+        chan.limit,
+        list(chan.bans),
+        list(chan.quiets),
+        now,
+    )
+
+
+def _worth_keeping(chan: Channel) -> bool:
+    """Whether an emptied channel holds anything a rejoiner must respect or would miss (its
+    history is checked apart): otherwise it goes, as on a server without history."""
+    return bool(
+        chan.founder
+        or chan.topic
+        or chan.modes != {"n", "t"}
+        or chan.key is not None
+        or chan.limit is not None
+        or chan.bans
+        or chan.quiets
+    )
 
 
 MAX_CLIENT_TAGS = 4094
@@ -643,6 +703,10 @@ class State:
         self.nicks: dict[str, User] = {}
         self.channels: dict[str, Channel] = {}
         self.whowas: deque[WhowasEntry] = deque(maxlen=self.config.whowas)
+        self._guests: dict[str, User] = {}  # party -> the guest it belongs to, while connected
+        if store is not None:
+            for stored in store.channels():
+                self.channels[casefold(stored.name)] = _restored(stored)
         self._handlers: dict[str, Handler] = {
             "CAP": self._cap,
             "PASS": self._pass,
@@ -840,6 +904,8 @@ class State:
             return
         user.gone = True
         self.clients.discard(user)
+        if user.party is not None:
+            self._guests.pop(user.party, None)
         if self.closing:  # the server is going: everyone leaves, nobody needs to be told
             out.close(user, f"Closing link ({reason})")
             return
@@ -886,7 +952,46 @@ class State:
         chan.remove(user)
         user.channels.pop(key, None)
         if not chan.members:
-            del self.channels[key]
+            chan.invited.clear()  # invitations are its members' to give
+            if not self._keep_empty(chan, key):
+                del self.channels[key]
+
+    def _keep_empty(self, chan: Channel, key: str) -> bool:
+        """With history on, an emptied channel keeps its modes, bans and topic (they guard or
+        describe its history) until --history-days pass unused; one that never held anything
+        goes, as it always does without history."""
+        if self.store is None:
+            return False
+        if _worth_keeping(chan) or self.store.has_messages(key):
+            return True
+        self.store.forget_channel(key)
+        return False
+
+    def _persist(self, chan: Channel, now: float) -> None:
+        """Write a channel's state: on its creation and when its topic, modes or bans change."""
+        if self.store is not None:
+            self.store.save_channel(casefold(chan.name), _to_store(chan, now))
+
+    def _founder(self, chan: Channel, user: User) -> bool:
+        return (
+            chan.founder is not None
+            and user.account is not None
+            and casefold(user.account) == chan.founder
+        )
+
+    def forget_idle_channels(self, now: float, before: float) -> list[str]:
+        """Forget the channels that nobody has been in since `before` and that have no history
+        left (--history-days), so that names are not held forever; return their names."""
+        if self.store is None:
+            return []
+        in_use = [key for key, chan in self.channels.items() if chan.members]
+        names = []
+        for key in self.store.forget_idle_channels(in_use, now, before):
+            chan = self.channels.get(key)
+            if chan is not None and not chan.members:
+                del self.channels[key]
+                names.append(chan.name)
+        return names
 
     def find_user(self, nick: str) -> User | None:
         user = self.nicks.get(casefold(nick))
@@ -1083,12 +1188,19 @@ class State:
             if existing is None:
                 chan = self.channels[key] = Channel(name, now)
                 modes.add("o")
+                if self.store is not None:
+                    chan.founder = casefold(user.account) if user.account is not None else None
+                    self._persist(chan, now)
             else:
                 chan = existing
                 error = self._join_error(chan, user, keys[i] if i < len(keys) else None)
                 if error is not None:
                     self._reply(out, user, error[0], chan.name, error[1])
                     continue
+                # a kept channel's founder is its operator; into an empty one without a founder,
+                # the first to get past its modes, as into a new one
+                if self._founder(chan, user) or (not chan.members and chan.founder is None):
+                    modes.add("o")
             chan.invited.pop(user, None)
             chan.add(user, modes)
             user.channels[key] = chan
@@ -1167,7 +1279,9 @@ class State:
             return p.ERR_BADCHANNELKEY, "Cannot join channel (+k)"
         if chan.limit is not None and len(chan.members) >= chan.limit:
             return p.ERR_CHANNELISFULL, "Cannot join channel (+l)"
-        if "i" in chan.modes and not invited:
+        # nobody is in an empty +i channel to invite anyone: its founder and operators may enter
+        closed = "i" in chan.modes and not invited and not self._founder(chan, user)
+        if closed and not (not chan.members and "o" in user.modes):
             return p.ERR_INVITEONLYCHAN, "Cannot join channel (+i)"
         if not invited and self._banned(chan, user):
             return p.ERR_BANNEDFROMCHAN, "Cannot join channel (+b)"
@@ -1260,6 +1374,7 @@ class State:
         chan.topic = _truncate(line.params[1], self.config.topiclen)
         chan.topic_by = user.prefix
         chan.topic_time = now
+        self._persist(chan, now)
         out.broadcast(chan.users, self._from(user, "TOPIC", chan.name, chan.topic))
 
     def _list(self, user: User, line: Line, now: float, out: Outbox) -> None:
@@ -1414,7 +1529,13 @@ class State:
             user.prefix, user.account, command, target, text, client_tags, msgid, time_ms
         )
         if self.store is not None and text is not None:
-            key = casefold(target) if target[0] == "#" else _private_key(user.nick, target)
+            if target[0] == "#":
+                key = casefold(target)
+            else:
+                mine, theirs = self._party(user), self._party(recipients[0])
+                key = _private_key(mine, theirs)
+                _met(user, theirs)
+                _met(recipients[0], mine)
             self.store.add(
                 Message(
                     msgid,
@@ -1672,6 +1793,8 @@ class State:
         if changes:
             params = (chan.name, _compress(changes), *change_args)
             out.broadcast(chan.users, Line("MODE", params, source=user.prefix).encode())
+            if any(change[1] not in "ov" for change in changes):  # member status is not kept
+                self._persist(chan, now)
 
     # -- queries ----------------------------------------------------------------------------------
 
@@ -1963,7 +2086,10 @@ class State:
         out.defer(verify, then)
 
     def _login(self, user: User, account: str, now: float, out: Outbox) -> None:
+        guest = user.party
         user.account = account
+        if guest is not None:
+            self._adopt(user, guest, out)
         if user.nick and casefold(user.nick) == casefold(account):
             user.nick_deadline = None
         mask = user.prefix or f"{user.nick or '*'}!{user.username or '*'}@{user.host}"
@@ -2100,11 +2226,7 @@ class State:
             return casefold(chan.name)
         if not p.is_valid_nick(target, self.config.nicklen):
             return None
-        # private history follows the nick: a registered nick's is only for its owner
-        owned = self.store is not None and self.store.account(casefold(user.nick)) is not None
-        if owned and (user.account is None or casefold(user.account) != casefold(user.nick)):
-            return None
-        return _private_key(user.nick, target)
+        return self._peer_key(user, target)
 
     def _canonical(self, target: str) -> str:
         """A channel's or online nick's own spelling of `target`."""
@@ -2221,13 +2343,8 @@ class State:
             self._fail(out, user, "CHATHISTORY", "INVALID_PARAMS", "TARGETS", "Invalid timestamps")
             return
         channels = list(user.channels)
-        # private conversations of a registered nick only for its owner (as in _history_key)
-        owned = self.store.account(casefold(user.nick)) is not None
-        mine = not owned or (
-            user.account is not None and casefold(user.account) == casefold(user.nick)
-        )
-        nick = casefold(user.nick) if mine else "\0"  # matches no private conversation
-        found = self.store.targets(channels, nick, start, end, limit)
+        # private conversations: those of the account, or of this guest connection
+        found = self.store.targets(channels, self._party(user), start, end, limit)
         server = self.config.server_name
         batch = self._batch_id().decode() if "batch" in user.caps else None
         parts = []
@@ -2236,6 +2353,8 @@ class State:
         for key, name, latest in found:
             if key in user.channels:
                 name = user.channels[key].name
+            elif " " in key:
+                name = self._party_nick(name)
             line = Line("CHATHISTORY", ("TARGETS", name, iso_time(latest)), source=server)
             data = line.encode()
             parts.append(
@@ -2246,7 +2365,68 @@ class State:
         out.send(user, b"".join(parts))
 
     def _marker_key(self, user: User, target: str) -> str:
-        return casefold(target) if target.startswith("#") else _private_key(user.nick, target)
+        return casefold(target) if target.startswith("#") else self._peer_key(user, target)
+
+    def _party(self, user: User) -> str:
+        """Who owns `user`'s private history: the folded account when logged in; for a guest, a
+        party of this connection alone ("nick!token", made on first use: `!` is in no nick or
+        account name, and the random token in no other connection). It stays across nick
+        changes and dies with the connection: no later holder of the nick can ever have it."""
+        if user.account is not None:
+            return casefold(user.account)
+        party = user.party
+        if party is None:
+            party = user.party = f"{casefold(user.nick)}!{secrets.token_hex(8)}"
+            self._guests[party] = user
+        return party
+
+    def _party_nick(self, party: str) -> str:
+        """The nick to show for a party: a guest's current nick (once gone, the one it had when
+        its party was made); an account's name."""
+        nick, bang, _ = party.partition("!")
+        if bang:
+            guest = self._guests.get(party)
+            return guest.nick if guest is not None else nick
+        found = self.store.account(party) if self.store is not None else None
+        return found[0] if found is not None else party
+
+    def _peer_key(self, user: User, target: str) -> str:
+        """The key of `user`'s private conversation with the nick `target`: with whoever has
+        that nick now; else with the account of that name; else with the latest guest of that
+        nick `user` talked with (a guest who left stays in the history of whoever they talked
+        to, under the nick they came with)."""
+        me = self._party(user)
+        other = self.find_user(target)
+        if other is not None:
+            return _private_key(me, self._party(other))
+        folded = casefold(target)
+        if self.store is not None and self.store.account(folded) is None:
+            found = self.store.guest_conversation(me, folded)
+            if found is not None:
+                return found
+        return _private_key(me, folded)
+
+    def _adopt(self, user: User, guest: str, out: Outbox) -> None:
+        """A guest logged in: their conversations so far move to the account (the same
+        connection, so the same person), in the background and in chunks."""
+        self._guests.pop(guest, None)
+        user.party = None
+        peers, user.peers = user.peers, None
+        if self.store is None or not peers or user.account is None:
+            return
+        mine = casefold(user.account)
+        for peer in peers:  # an online guest it talked with now talks with the account
+            other = self._guests.get(peer)
+            if other is not None and other.peers is not None and guest in other.peers:
+                other.peers.discard(guest)
+                other.peers.add(mine)
+        changes = [
+            (_private_key(guest, peer), _private_key(mine, mine if peer == guest else peer))
+            for peer in peers
+        ]
+        store = self.store
+        store.commit()  # the job runs outside the state lock, and commits nothing itself
+        out.defer(lambda: store.rekey(changes), _nothing)
 
     def _send_marker(self, out: Outbox, user: User, target: str) -> None:
         key = self._marker_key(user, target)
@@ -2388,6 +2568,19 @@ class State:
             if self.store is not None:
                 self.store.remove_kline(mask)
         out.send(user, Line("NOTICE", (user.nick, text), source=server).encode(trailing=True))
+
+
+def _met(user: User, party: str) -> None:
+    """Remember that the guest `user` talked with `party` (see State._adopt)."""
+    if user.account is None:
+        if user.peers is None:
+            user.peers = set()
+        if len(user.peers) < MAX_PEERS:
+            user.peers.add(party)
+
+
+def _nothing(result: object, now: float, out: Outbox) -> None:
+    pass
 
 
 def _compress(changes: list[str]) -> str:

@@ -58,6 +58,25 @@ CREATE TABLE IF NOT EXISTS read_markers (
 );
 """
 
+# channels outlive their members (with history on): what a rejoiner must get past, and the topic
+CHANNEL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS channels (
+    name TEXT PRIMARY KEY,          -- folded
+    display TEXT NOT NULL,          -- as created
+    created REAL NOT NULL,          -- seconds since the epoch
+    founder TEXT,                   -- folded account of whoever created it logged in
+    topic TEXT NOT NULL,
+    topic_by TEXT NOT NULL,
+    topic_time REAL NOT NULL,
+    modes TEXT NOT NULL,            -- flags without a parameter (imnst)
+    key TEXT,
+    user_limit INTEGER,
+    bans TEXT NOT NULL,             -- JSON: [[mask, setter, time], ...]
+    quiets TEXT NOT NULL,           -- the same for +q
+    last_used REAL NOT NULL         -- when it was created, or last seen with members
+);
+"""
+
 # scrypt cost: about 16 MiB and a few tens of milliseconds; verified outside the state lock
 SCRYPT_N = 2**14
 SCRYPT_R = 8
@@ -65,6 +84,24 @@ SCRYPT_P = 1
 
 
 Bound = tuple[str, int]  # ("seq", sequence number) or ("time", milliseconds)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChannel:
+    """What a channel keeps while nobody is in it, and across restarts."""
+
+    name: str
+    created: float
+    founder: str | None
+    topic: str
+    topic_by: str
+    topic_time: float
+    modes: str
+    key: str | None
+    limit: int | None
+    bans: list[tuple[str, str, int]]
+    quiets: list[tuple[str, str, int]]
+    last_used: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +150,7 @@ class Store:
         # NORMAL: a commit is in the WAL (safe from a killed process) without an fsync each time
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._db.executescript(CHANNEL_SCHEMA)
         self._lock = threading.Lock()
         self._pending: list[tuple[object, ...]] = []
         self._prefix = secrets.token_hex(6)  # 48 random bits a run: ids never collide
@@ -324,6 +362,153 @@ class Store:
                 "SELECT time FROM read_markers WHERE account = ? AND key = ?", (account, key)
             ).fetchone()
         return int(row[0])
+
+    # -- channels and private conversations (who owns what) -------------------------------------
+
+    def channels(self) -> list[StoredChannel]:
+        """Every stored channel."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT display, created, founder, topic, topic_by, topic_time, modes, key, "
+                "user_limit, bans, quiets, last_used FROM channels"
+            ).fetchall()
+        return [
+            StoredChannel(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                r[8],
+                [(m, s, int(t)) for m, s, t in json.loads(r[9])],
+                [(m, s, int(t)) for m, s, t in json.loads(r[10])],
+                r[11],
+            )
+            for r in rows
+        ]
+
+    def save_channel(self, folded: str, chan: StoredChannel) -> None:
+        """Write a channel's state (a topic, mode or ban change; its creation)."""
+        self.commit()
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO channels (name, display, created, founder, topic, "
+                "topic_by, topic_time, modes, key, user_limit, bans, quiets, last_used) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    folded,
+                    chan.name,
+                    chan.created,
+                    chan.founder,
+                    chan.topic,
+                    chan.topic_by,
+                    chan.topic_time,
+                    chan.modes,
+                    chan.key,
+                    chan.limit,
+                    json.dumps(chan.bans),
+                    json.dumps(chan.quiets),
+                    chan.last_used,
+                ),
+            )
+
+    def forget_channel(self, folded: str) -> None:
+        self.commit()
+        with self._lock:
+            self._db.execute("DELETE FROM channels WHERE name = ?", (folded,))
+
+    def has_messages(self, key: str) -> bool:
+        """Whether any message is stored under `key` (one index lookup)."""
+        self.commit()
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM messages WHERE key = ? LIMIT 1", (key,))
+            return row.fetchone() is not None
+
+    def forget_idle_channels(self, in_use: list[str], now: float, before: float) -> list[str]:
+        """Mark the channels `in_use` (folded) as used `now`, then forget the others unused since
+        `before` that have no history left; return the folded names forgotten."""
+        self.commit()
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "UPDATE channels SET last_used = ? WHERE name = ?",
+                    [(now, name) for name in in_use],
+                )
+                rows = self._db.execute(
+                    "DELETE FROM channels WHERE last_used < ? AND NOT EXISTS "
+                    "(SELECT 1 FROM messages WHERE messages.key = channels.name) RETURNING name",
+                    (before,),
+                ).fetchall()
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return [row[0] for row in rows]
+
+    def guest_conversation(self, party: str, nick: str, hops: int = 256) -> str | None:
+        """The key of the latest conversation of `party` with a guest that connected as `nick`
+        (folded): a guest's party is "nick!token", so such keys are "party nick!token" or
+        "nick!token party". Each guest connection costs an index lookup or two; after `hops` of
+        them the search gives up (None), so one lookup stays cheap however many guests there were.
+        """
+        self.commit()
+        best: tuple[int, str] | None = None
+        with self._lock:
+            db = self._db
+
+            def latest(key: str) -> int | None:
+                row = db.execute("SELECT MAX(seq) FROM messages WHERE key = ?", (key,)).fetchone()
+                return None if row is None or row[0] is None else int(row[0])
+
+            def first_after(low: str, high: str) -> str | None:
+                row = db.execute(
+                    "SELECT key FROM messages WHERE key > ? AND key < ? ORDER BY key LIMIT 1",
+                    (low, high),
+                ).fetchone()
+                return None if row is None else str(row[0])
+
+            # "party nick!token": every key in the range is one such conversation
+            low, high = f"{party} {nick}!", f'{party} {nick}"'
+            for _ in range(hops):
+                key = first_after(low, high)
+                if key is None:
+                    break
+                seq = latest(key)
+                if seq is not None and (best is None or seq > best[0]):
+                    best = (seq, key)
+                low = key
+            # "nick!token party": walk the guests called nick, one lookup each for the key
+            low, high = f"{nick}!", f'{nick}"'
+            for _ in range(hops):
+                key = first_after(low, high)
+                if key is None:
+                    break
+                guest = key.partition(" ")[0]
+                candidate = f"{guest} {party}"
+                seq = latest(candidate) if guest < party else None  # else it is above
+                if seq is not None and (best is None or seq > best[0]):
+                    best = (seq, candidate)
+                low = guest + "!"  # past every conversation of that guest
+        return best[1] if best is not None else None
+
+    def rekey(self, changes: list[tuple[str, str]], chunk: int = 500) -> None:
+        """Move messages from one key to another, `chunk` rows at a time so that the store is
+        never held long (a guest who logs in takes their conversations along). Called outside
+        the state lock, after the server committed: it does not commit what is pending."""
+        for old, new in changes:
+            while old != new:
+                with self._lock:
+                    cursor = self._db.execute(
+                        "UPDATE messages SET key = ? WHERE seq IN "
+                        "(SELECT seq FROM messages WHERE key = ? LIMIT ?)",
+                        (new, old, chunk),
+                    )
+                if cursor.rowcount < chunk:
+                    break
 
 
 def new_salt() -> bytes:

@@ -164,13 +164,17 @@ def test_private_history_between_two_nicks(history_server: Server, connect: Conn
     bob.expect_closed()
     alice.send("PRIVMSG bob :gone already?")  # bob is gone: 401, nothing stored
     alice.expect(r"^:\S+ 401 alice bob ")
-    bob = modern(connect, history_server, "bob")
-    bob.send("CHATHISTORY LATEST alice * 10")
-    got = read_batch(bob)
+    # alice keeps the conversation with the bob who left (guests: for her connection's life)
+    alice.send("CHATHISTORY LATEST bob * 10")
+    got = read_batch(alice)
     assert [(line.nick, line.params) for line in got] == [
         ("alice", ("bob", "are you there?")),
         ("bob", ("alice", "yes")),
     ]
+    # a new bob is somebody else: none of it is his (issue 10, item 1)
+    bob = modern(connect, history_server, "bob")
+    bob.send("CHATHISTORY LATEST alice * 10")
+    assert read_batch(bob) == []
     carol = modern(connect, history_server, "carol")
     carol.send("CHATHISTORY LATEST alice * 10")
     assert read_batch(carol) == []
