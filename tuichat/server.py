@@ -555,6 +555,7 @@ class Server:
         self._accepter: threading.Thread | None = None
         self._reaper: threading.Thread | None = None
         self._pruned = False  # whether start() pruned the history
+        self._store_down = False  # the last commit of history failed (under the state lock)
         self._stopping = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
         self.address: tuple[str, int] = ("", 0)
@@ -903,6 +904,16 @@ class Server:
         store = self.state.store
         if store is not None:
             store.commit()
+            failure = store.take_failure()
+            if failure is not None:
+                # disk full: what was not recorded goes to nobody; its senders are told
+                out.unrecorded()
+                if not self._store_down:
+                    self._store_down = True
+                    log.error("history store unavailable, messages refused: %s", failure)
+            elif self._store_down and out.recorded():
+                self._store_down = False
+                log.warning("history store available again")
         out.deliver()
 
     def run_deferred(self, out: Outbox) -> None:

@@ -238,12 +238,14 @@ class Variants:
     """Bytes that depend on what the recipient negotiated (tags, extended-join): each variant is
     built once, the first time a recipient needs it."""
 
-    __slots__ = ("_build", "_cache", "_key")
+    __slots__ = ("_build", "_cache", "_key", "recorded")
 
     def __init__(self, key: Callable[[User], Hashable], build: Callable[[User], bytes]) -> None:
         self._key = key
         self._build = build
         self._cache: dict[Hashable, bytes] = {}
+        # a message that goes out only once its history row is on disk (Outbox.unrecorded)
+        self.recorded = False
 
     def for_user(self, user: User) -> bytes:
         key = self._key(user)
@@ -303,11 +305,13 @@ class Outbox:
     lines is appended to its buffer once.
     """
 
-    __slots__ = ("closes", "deferred", "sends")
+    __slots__ = ("closes", "deferred", "refusals", "sends")
 
     def __init__(self) -> None:
         self.sends: list[tuple[Targets, Payload, User | None]] = []
         self.closes: list[tuple[User, str]] = []
+        # what each sender is told instead when the history rows could not be written
+        self.refusals: list[tuple[User, bytes]] = []
         # slow work (password hashing) to run outside the state lock, then its continuation
         self.deferred: list[
             tuple[Callable[[], object], Callable[[object, float, Outbox], None]]
@@ -417,6 +421,25 @@ class Outbox:
         self.sends.extend(other.sends)
         self.closes.extend(other.closes)
         self.deferred.extend(other.deferred)
+        self.refusals.extend(other.refusals)
+
+    def record(self, sender: User, payload: Variants, refusal: bytes) -> None:
+        """`payload` (sent next) waits for its history row: if the row cannot be written, it is
+        not delivered, to anybody, and `sender` gets `refusal` instead."""
+        payload.recorded = True
+        self.refusals.append((sender, refusal))
+
+    def recorded(self) -> bool:
+        return bool(self.refusals)
+
+    def unrecorded(self) -> None:
+        """The history rows were not written: drop what depended on them, send the refusals."""
+        self.sends = [
+            send for send in self.sends if not (isinstance(send[1], Variants) and send[1].recorded)
+        ]
+        refusals, self.refusals = self.refusals, []
+        for user, data in refusals:
+            self.send(user, data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,6 +457,10 @@ def _tagmask(caps: set[str]) -> int:
         | (TAG_TIME if "server-time" in caps else 0)
         | (TAG_ACCOUNT if "account-tag" in caps else 0)
     )
+
+
+def _same(user: User) -> int:
+    return 0
 
 
 def _tagmask_of(user: User) -> int:
@@ -855,6 +882,8 @@ class State:
 
     def _labeled(self, user: User, label: str, sub: Outbox, out: Outbox) -> None:
         """labeled-response: the user's share of `sub` goes out tagged with its label."""
+        # an echo waits for its history row like every other delivery of the message
+        recorded = any(isinstance(blob, Variants) and blob.recorded for _, blob, _ in sub.sends)
         lines = [line for line in sub.take(user).split(b"\r\n") if line]
         if not lines and sub.deferred:
             # the answer comes after slow work (password hashing): label it then
@@ -866,9 +895,9 @@ class State:
         tag = b"label=" + escape_tag_value(label).encode()
         server = self.config.server_name.encode()
         if not lines:
-            out.send(user, b"@" + tag + b" :" + server + b" ACK\r\n")
+            answer = b"@" + tag + b" :" + server + b" ACK\r\n"
         elif len(lines) == 1:
-            out.send(user, _add_tag(lines[0], tag) + b"\r\n")
+            answer = _add_tag(lines[0], tag) + b"\r\n"
         else:
             batch = self._batch_id()
             data = [_add_tag(b":" + server + b" BATCH +" + batch + b" labeled-response", tag)]
@@ -878,7 +907,13 @@ class State:
                 for line in lines
             ]
             data.append(b":" + server + b" BATCH -" + batch)
-            out.send(user, b"\r\n".join(data) + b"\r\n")
+            answer = b"\r\n".join(data) + b"\r\n"
+        if recorded:
+            held = Variants(_same, lambda member: answer)
+            held.recorded = True
+            out.broadcast((user,), held)
+        else:
+            out.send(user, answer)
         out.extend(sub)
 
     def _labeled_then(
@@ -1536,6 +1571,8 @@ class State:
                 key = _private_key(mine, theirs)
                 _met(user, theirs)
                 _met(recipients[0], mine)
+            if isinstance(payload, Variants):
+                out.record(user, payload, self._unstored(user, command, target))
             self.store.add(
                 Message(
                     msgid,
@@ -2099,6 +2136,17 @@ class State:
             for other in self._neighbours(user):
                 if "account-notify" in other.caps:
                     out.send(other, data)
+
+    def _unstored(self, user: User, command: str, target: str) -> bytes:
+        """What the sender of a message is told when its history row could not be written (disk
+        full): a standard reply, which tuichat shows (other clients show FAIL as a server line).
+        Nobody got the message, its echo neither."""
+        line = Line(
+            "FAIL",
+            (command, "TEMPORARILY_UNAVAILABLE", _middle(target), "history store unavailable"),
+            source=self.config.server_name,
+        )
+        return line.encode(trailing=True)
 
     def _fail(self, out: Outbox, user: User, command: str, code: str, *context: str) -> None:
         """A standard reply: FAIL <command> <code> [context...] :<description>."""

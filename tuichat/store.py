@@ -9,6 +9,7 @@ loses none of them (WAL mode; SQLite's journal survives the death of the process
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -153,6 +154,8 @@ class Store:
         self._db.executescript(CHANNEL_SCHEMA)
         self._lock = threading.Lock()
         self._pending: list[tuple[object, ...]] = []
+        # why rows added since the last `take_failure` could not be written (disk full), if so
+        self._failure: sqlite3.Error | None = None
         self._prefix = secrets.token_hex(6)  # 48 random bits a run: ids never collide
         self._counter = 0
 
@@ -184,23 +187,39 @@ class Store:
             )
         )
 
-    def commit(self) -> None:
-        """Write what was added, in one transaction. The server calls it before delivering."""
+    def commit(self) -> bool:
+        """Write what was added, in one transaction. The server calls it before delivering.
+
+        False when it could not be (disk full, SQLITE_FULL): the rows are dropped, and
+        `take_failure` says why, so that the server delivers none of their messages."""
         if not self._pending:
-            return
+            return True
         rows, self._pending = self._pending, []
         with self._lock:
-            self._db.execute("BEGIN")
             try:
+                self._db.execute("BEGIN")
                 self._db.executemany(
                     "INSERT INTO messages (msgid, time, key, target, source, account, command, "
                     "text, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
+                self._db.execute("COMMIT")
+            except sqlite3.Error as error:
+                if self._db.in_transaction:  # SQLite may have rolled back already
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                self._failure = error
+                return False
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+        return True
+
+    def take_failure(self) -> sqlite3.Error | None:
+        """Why a `commit` since the last call dropped its rows, or None (and forget it)."""
+        failure, self._failure = self._failure, None
+        return failure
 
     def prune(self, before_ms: int) -> int:
         """Delete messages older than `before_ms`; return how many."""
