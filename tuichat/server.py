@@ -1003,3 +1003,6 @@ class Server:
             removed = self.store.prune(int((now - days * 86400) * 1000))
             if removed:
                 log.info("history: removed %d messages older than %g days", removed, days)
+            forgotten = self.state.forget_idle_channels(now, now - days * 86400)
+            if forgotten:
+                log.info("forgot %d channels unused for %g days", len(forgotten), days)

@@ -4,6 +4,7 @@ never held anything vanishes as before."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from tuichat.server import Server, ServerConfig
@@ -148,3 +149,31 @@ def test_without_history_an_emptied_channel_vanishes(
     bob.join("#gone")  # no key needed: nothing was kept
     bob.send("MODE #gone")
     bob.expect(r"^:\S+ 324 bob #gone :?\+nt$")
+
+
+def test_a_kept_channel_unused_for_history_days_is_forgotten(
+    connect: Connect, db_path: Path
+) -> None:
+    now = [1_800_000_000.0]
+    server = Server(
+        ServerConfig(host="127.0.0.1", port=0, db=str(db_path), history_days=30),
+        clock=lambda: now[0],
+    )
+    server.start()
+    try:
+        alice = guest(connect, server, "alice")
+        alice.join("#old")
+        alice.send("MODE #old +k key")
+        alice.expect(r" MODE #old \+k key$")
+        leave(alice)
+        bob = guest(connect, server, "bob")
+        bob.send("LIST")
+        assert any(" #old " in line for line in bob.sync())
+        now[0] += 31 * 86400  # the reaper's next round prunes: nothing left of #old
+        deadline = time.monotonic() + 10
+        while any(" #old " in line for line in (bob.send("LIST"), bob.sync())[1]):
+            assert time.monotonic() < deadline, "#old was never forgotten"
+        bob.join("#old")  # no key: a new channel
+        assert names(bob, "#old") == ["@bob"]
+    finally:
+        server.stop()
