@@ -68,7 +68,7 @@ class Config:
     modes: int = 6
     maxbans: int = 100
     whowas: int = 1000
-    namelen: int = 100  # realname length (SETNAME)
+    namelen: int = 100  # realname length in bytes (USER truncates, SETNAME refuses)
     join_replay: int = 50  # history lines replayed on JOIN to clients without chathistory
     chathistory_max: int = 100
     open_registration: bool = True
@@ -1104,7 +1104,9 @@ class State:
             return
         raw = "".join(ch for ch in line.params[0] if ch.isascii() and (ch.isalnum() or ch in "-._"))
         user.username = "~" + (raw or "user")[: self.config.userlen - 1]
-        user.realname = line.params[3]
+        # as long as SETNAME allows (NAMELEN): cut rather than refused at registration, as other
+        # servers do, so a client with a long default still connects
+        user.realname = _truncate(line.params[3], self.config.namelen)
         self._try_register(user, now, out)
 
     def _try_register(self, user: User, now: float, out: Outbox) -> None:
@@ -1145,7 +1147,10 @@ class State:
 
     # -- nicks ------------------------------------------------------------------------------------
 
-    def _nick(self, user: User, line: Line, now: float, out: Outbox) -> None:
+    def _nick(
+        self, user: User, line: Line, now: float, out: Outbox, *, forced: bool = False
+    ) -> None:
+        """NICK; `forced` when the server renames the user itself (nothing may refuse it)."""
         if not line.params or not line.params[0]:
             self._reply(out, user, p.ERR_NONICKNAMEGIVEN, "No nickname given")
             return
@@ -1160,6 +1165,12 @@ class State:
             return
         if new == user.nick:
             return
+        if user.registered and not forced:
+            refusal = self._nick_change_refused(user, new)
+            if refusal is not None:
+                chan, reason = refusal
+                self._reply(out, user, p.ERR_BANONCHAN, new, chan.name, reason)
+                return
         old_key = casefold(user.nick) if user.nick else None
         if user.registered:
             data = self._from(user, "NICK", new)
@@ -1326,6 +1337,26 @@ class State:
         return bool(chan.bans) and any(
             p.mask_matches(mask, user.prefix) for mask, _, _ in chan.bans
         )
+
+    def _nick_change_refused(self, user: User, new: str) -> tuple[Channel, str] | None:
+        """A channel where `user` may not take the nick `new`, and why: one where the user is
+        banned or quieted (+b, +q) under the old or the new mask and has neither voice nor
+        operator status. Otherwise a banned member would speak again under a new nick."""
+        new_prefix = f"{new}!{user.username}@{user.host}"
+        for chan in user.channels.values():
+            if not chan.bans and not chan.quiets:
+                continue
+            modes = chan.members.get(user, set())
+            if "o" in modes or "v" in modes:
+                continue
+            for masks, reason in (
+                (chan.bans, "Cannot change nickname while banned on channel"),
+                (chan.quiets, "Cannot change nickname while muted on channel"),
+            ):
+                for mask, _, _ in masks:
+                    if p.mask_matches(mask, user.prefix) or p.mask_matches(mask, new_prefix):
+                        return chan, reason
+        return None
 
     def _part(self, user: User, line: Line, now: float, out: Outbox) -> None:
         reason = line.params[1] if len(line.params) > 1 else ""
@@ -2261,7 +2292,7 @@ class State:
             if casefold(guest) not in self.nicks:
                 break
             now += 0.001
-        self._nick(user, Line("NICK", (guest,)), now, out)
+        self._nick(user, Line("NICK", (guest,)), now, out, forced=True)
 
     # -- history (chathistory), read markers, setname ---------------------------------------------
 
