@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import sqlite3
 import ssl
@@ -52,6 +53,44 @@ def _oper(text: str) -> tuple[str, str]:
     if not sep or not name or not password:
         raise argparse.ArgumentTypeError(f"expected NAME:PASSWORD, got {text!r}")
     return name, password
+
+
+PASSWORD_ENV = "TUICHAT_PASSWORD"  # a password kept out of the command line (/proc/PID/cmdline)
+
+
+def read_secret_file(path: Path) -> str:
+    """A secret file's text; a warning on stderr when others may read it. OSError if unreadable."""
+    text = path.read_text(encoding="utf-8")
+    if path.stat().st_mode & 0o077:
+        print(
+            f"tuichat: warning: {path} can be read by other users (chmod 600 {path})",
+            file=sys.stderr,
+        )
+    return text
+
+
+def _opers_from_file(path: Path) -> list[tuple[str, str]]:
+    """NAME:PASSWORD lines (blank lines and # comments skipped). OSError or ValueError."""
+    opers = []
+    for number, raw in enumerate(read_secret_file(path).splitlines(), 1):
+        text = raw.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            opers.append(_oper(text))
+        except argparse.ArgumentTypeError:
+            raise ValueError(f"line {number}: expected NAME:PASSWORD") from None
+    return opers
+
+
+def _password(args: argparse.Namespace) -> str | None:
+    """--password, else --password-file's first line, else $TUICHAT_PASSWORD. OSError."""
+    if args.password is not None:
+        return str(args.password)
+    if args.password_file is not None:
+        lines = read_secret_file(args.password_file).splitlines()
+        return lines[0] if lines else ""
+    return os.environ.get(PASSWORD_ENV) or None
 
 
 def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
@@ -130,6 +169,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--motd", type=Path, metavar="FILE", help="message of the day, read from FILE"
     )
     serve.add_argument("--password", metavar="PW", help="password every client must send (PASS)")
+    serve.add_argument(
+        "--password-file",
+        type=Path,
+        metavar="FILE",
+        help=f"read that password from FILE's first line (or set ${PASSWORD_ENV})",
+    )
+    serve.add_argument(
+        "--oper-file",
+        type=Path,
+        metavar="FILE",
+        help="operator logins, one NAME:PASSWORD a line (keeps them off the command line)",
+    )
     serve.add_argument(
         "--oper",
         type=_oper,
@@ -229,6 +280,12 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
         help="channel to join on connect (repeatable; default: the config's, or #general)",
     )
     parser.add_argument("--password", metavar="PW", help="the server's password (PASS)")
+    parser.add_argument(
+        "--password-file",
+        type=Path,
+        metavar="FILE",
+        help=f"read the password from FILE's first line (or set ${PASSWORD_ENV})",
+    )
     parser.add_argument("--realname", metavar="TEXT", help="your real name, shown in WHOIS")
     parser.add_argument("--config", type=Path, metavar="FILE", help="config file to read")
     parser.add_argument("--tls", action="store_true", help="connect with TLS (default port 6697)")
@@ -285,6 +342,13 @@ def serve(args: argparse.Namespace) -> int:
             motd = args.motd.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError as error:
             return _fail(f"cannot read the MOTD file {args.motd}: {error.strerror or error}")
+    try:
+        password = _password(args)
+        opers = list(args.oper)
+        if args.oper_file is not None:
+            opers += _opers_from_file(args.oper_file)
+    except (OSError, ValueError) as error:
+        return _fail(f"cannot read a secret file: {getattr(error, 'strerror', None) or error}")
     db = None if args.no_history else (args.db if args.db is not None else default_db_path())
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -322,8 +386,8 @@ def serve(args: argparse.Namespace) -> int:
             server_name=args.server_name,
             network=args.network,
             motd=motd,
-            password=args.password,
-            opers=dict(args.oper),
+            password=password,
+            opers=dict(opers),
             ping_interval=args.ping_interval,
             ping_timeout=args.ping_timeout,
             registration_timeout=args.registration_timeout,
@@ -390,8 +454,11 @@ def connect(args: argparse.Namespace, *, embedded: bool = False) -> int:
                 )
         channels = args.channel or settings.channels or ["#general"]
         channels = [name if name[:1] in "#&" else "#" + name for name in channels]
+        password = _password(args)
     except cfg.ConfigError as error:
         return _fail(str(error))
+    except OSError as error:
+        return _fail(f"cannot read {args.password_file}: {error.strerror or error}")
     greeting: list[str] = []
     server = None
     if embedded:
@@ -405,7 +472,7 @@ def connect(args: argparse.Namespace, *, embedded: bool = False) -> int:
         nick=nick,
         username=cfg.default_username(),
         realname=args.realname or settings.realname or nick,
-        password=args.password or settings.password,
+        password=password or settings.password,
         tls=args.tls or args.fingerprint is not None or args.insecure,
         fingerprint=args.fingerprint,
         insecure=args.insecure,

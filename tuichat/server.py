@@ -88,6 +88,28 @@ def _free(item: str | TooLong) -> bool:
     return item[start : end if end >= 0 else len(item)].upper() in FREE_COMMANDS
 
 
+# commands whose parameters are secrets, and how many leading parameters stay readable
+SECRET_COMMANDS = {"PASS": 0, "OPER": 1, "AUTHENTICATE": 0, "REGISTER": 2, "NICKSERV": 0, "NS": 0}
+SERVICES = frozenset({"nickserv", "nickserv@services"})
+
+
+def redacted(item: str) -> str:
+    """A received line as the debug log may show it: passwords and SASL payloads (PASS, OPER,
+    AUTHENTICATE, REGISTER, and IDENTIFY sent to NickServ) replaced by `<redacted>`."""
+    try:
+        line = parse(item)
+    except ParseError:
+        return item
+    command = line.command.upper()
+    keep = SECRET_COMMANDS.get(command)
+    to_services = bool(line.params) and line.params[0].lower() in SERVICES
+    if keep is None and command in ("PRIVMSG", "NOTICE") and to_services:
+        keep = 1  # the target stays; what is said to NickServ may be IDENTIFY <password>
+    if keep is None or len(line.params) <= keep:
+        return item
+    return " ".join([line.command, *line.params[:keep], "<redacted>"])
+
+
 class TokenBucket:
     """Flood control: `burst` lines at once, then `rate` a second (rate 0: no limit)."""
 
@@ -861,7 +883,7 @@ class Server:
                         state.input_too_long(user, out)
                         continue
                     if debug:
-                        log.debug("%s <- %r", conn.address, item)
+                        log.debug("%s <- %r", conn.address, redacted(item))
                     try:
                         line = parse(item)
                     except ParseError:
