@@ -867,33 +867,39 @@ class Server:
     def _handle_batch(
         self, conn: Connection, user: User, items: list[str | TooLong], debug: bool
     ) -> None:
-        """Handle lines under the state lock and deliver what they decided."""
+        """Handle lines under the state lock and deliver what they decided.
+
+        A line that asked for slow work (a history read, a password hash: `Outbox.defer`) ends a
+        run of lines: the work runs without the lock, its answer is delivered, and only then are
+        the client's next lines handled, so its answers keep the order of its requests."""
         state = self.state
-        out = Outbox()
-        # Delivering (appending to buffers, no system call) under the state lock keeps every
-        # client's view in the order the state changed: nobody gets a channel's message before
-        # their own JOIN or after their own PART.
-        with self.lock:
-            try:
-                now = self.clock()
-                for item in items:
-                    if user.gone:
-                        break
-                    if isinstance(item, TooLong):
-                        state.input_too_long(user, out)
-                        continue
-                    if debug:
-                        log.debug("%s <- %r", conn.address, redacted(item))
-                    try:
-                        line = parse(item)
-                    except ParseError:
-                        continue
-                    state.handle(user, line, now, out)
-            finally:
-                # deliver what earlier lines decided even if a later one failed
-                self.dispatch(out)
-        if out.deferred:
-            self.run_deferred(out)
+        done = 0
+        while done < len(items) and not user.gone:
+            out = Outbox()
+            # Delivering (appending to buffers, no system call) under the state lock keeps every
+            # client's view in the order the state changed: nobody gets a channel's message
+            # before their own JOIN or after their own PART.
+            with self.lock:
+                try:
+                    now = self.clock()
+                    while done < len(items) and not user.gone and not out.deferred:
+                        item = items[done]
+                        done += 1
+                        if isinstance(item, TooLong):
+                            state.input_too_long(user, out)
+                            continue
+                        if debug:
+                            log.debug("%s <- %r", conn.address, redacted(item))
+                        try:
+                            line = parse(item)
+                        except ParseError:
+                            continue
+                        state.handle(user, line, now, out)
+                finally:
+                    # deliver what earlier lines decided even if a later one failed
+                    self.dispatch(out)
+            if out.deferred:
+                self.run_deferred(out)
 
     def _handshake(self, conn: Connection, session: tls.MemoryTLS) -> bool:
         """The TLS handshake, in the client's own thread, within HANDSHAKE_TIMEOUT seconds."""

@@ -23,8 +23,9 @@ from tuichat import __version__
 from tuichat.net import protocol as p
 from tuichat.net.protocol import Line, casefold, escape_tag_value
 from tuichat.store import (
-    Bound,
+    LAST,
     Message,
+    Position,
     Store,
     StoredChannel,
     check_password,
@@ -1284,11 +1285,18 @@ class State:
         limit = self.config.join_replay
         if self.store is None or limit <= 0 or user.caps & {"draft/chathistory", "chathistory"}:
             return
-        rows = self.store.query(casefold(chan.name), limit)
-        if rows:
-            self._send_history(
-                out, user, chan.name, rows, stamp_text="server-time" not in user.caps
-            )
+        store, key, name = self.store, casefold(chan.name), chan.name
+        # read outside the lock, and only what was written before this JOIN: what comes later,
+        # the joiner gets live
+        through = store.written()
+
+        def then(rows: object, now: float, follow: Outbox) -> None:
+            if rows and not user.gone:
+                assert isinstance(rows, list)
+                stamp_text = "server-time" not in user.caps
+                self._send_history(follow, user, name, rows, stamp_text=stamp_text)
+
+        out.defer(lambda: store.query(key, limit, through=through), then)
 
     def _send_history(
         self, out: Outbox, user: User, target: str, rows: list[Message], stamp_text: bool = False
@@ -2315,22 +2323,6 @@ class State:
         other = self.find_user(target)
         return other.nick if other is not None else target
 
-    def _bound(self, text: str, key: str) -> Bound | bool | None:
-        """A message reference: a bound, None for `*`, False when it is invalid."""
-        assert self.store is not None
-        if text == "*":
-            return None
-        kind, _, value = text.partition("=")
-        if kind == "msgid":
-            found = self.store.find(value)
-            if found is None or found[0].key != key:
-                return False
-            return ("seq", found[1])
-        if kind == "timestamp":
-            ms = parse_iso_time(value)
-            return ("time", ms) if ms is not None else False
-        return False
-
     def _chathistory(self, user: User, line: Line, now: float, out: Outbox) -> None:
         params = line.params
         sub = params[0].upper()
@@ -2367,8 +2359,9 @@ class State:
         ):
             self._fail(out, user, "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid timestamp")
             return
-        refs = [self._bound(text, key) for text in texts]
-        if any(ref is False for ref in refs) or (sub != "LATEST" and None in refs):
+        if any(
+            not (text == "*" or text.startswith(("msgid=", "timestamp="))) for text in texts
+        ) or (sub != "LATEST" and "*" in texts):
             self._fail(
                 out,
                 user,
@@ -2379,38 +2372,27 @@ class State:
                 "Invalid message reference",
             )
             return
-        bounds = [ref for ref in refs if isinstance(ref, tuple)]
-        store = self.store
-        rows: list[Message]
-        if sub == "LATEST":
-            rows = store.query(key, limit, after=bounds[0] if bounds else None)
-        elif sub == "BEFORE":
-            rows = store.query(key, limit, before=bounds[0])
-        elif sub == "AFTER":
-            rows = store.query(key, limit, after=bounds[0], newest=False)
-        elif sub == "AROUND":
-            ref = bounds[0]
-            older = store.query(key, limit // 2, before=ref)
-            inclusive = (ref[0], ref[1] - 1)
-            rows = older + store.query(key, limit - len(older), after=inclusive, newest=False)
-        else:  # BETWEEN
-            first, second = bounds
-            if first[0] == second[0] == "seq":
-                forwards = first[1] <= second[1]
-            else:
-                forwards = self._bound_time(first) <= self._bound_time(second)
-            if forwards:
-                rows = store.query(key, limit, after=first, before=second, newest=False)
-            else:
-                rows = store.query(key, limit, after=second, before=first)
-        self._send_history(out, user, self._canonical(target), rows)
+        store, name = self.store, self._canonical(target)
 
-    def _bound_time(self, bound: Bound) -> int:
-        assert self.store is not None
-        if bound[0] == "time":
-            return bound[1]
-        rows = self.store.query_seq(bound[1])
-        return rows if rows is not None else 0
+        def then(rows: object, now: float, follow: Outbox) -> None:
+            if user.gone:
+                return
+            if rows is None:  # a msgid not found, or of another conversation
+                self._fail(
+                    follow,
+                    user,
+                    "CHATHISTORY",
+                    "INVALID_MSGREFTYPE",
+                    sub,
+                    target,
+                    "Invalid message reference",
+                )
+                return
+            assert isinstance(rows, list)
+            self._send_history(follow, user, name, rows)
+
+        # the rows are read outside the state lock, and sent under it
+        out.defer(lambda: _read_history(store, key, sub, texts, limit), then)
 
     def _history_targets(
         self, user: User, first: str, second: str, limit: int, out: Outbox
@@ -2423,7 +2405,16 @@ class State:
             return
         channels = list(user.channels)
         # private conversations: those of the account, or of this guest connection
-        found = self.store.targets(channels, self._party(user), start, end, limit)
+        store, party = self.store, self._party(user)
+
+        def then(found: object, now: float, follow: Outbox) -> None:
+            if not user.gone:
+                assert isinstance(found, list)
+                self._send_targets(user, found, follow)
+
+        out.defer(lambda: store.targets(channels, party, start, end, limit), then)
+
+    def _send_targets(self, user: User, found: list[tuple[str, str, int]], out: Outbox) -> None:
         server = self.config.server_name
         batch = self._batch_id().decode() if "batch" in user.caps else None
         parts = []
@@ -2656,6 +2647,56 @@ def _met(user: User, party: str) -> None:
             user.peers = set()
         if len(user.peers) < MAX_PEERS:
             user.peers.add(party)
+
+
+def _read_history(
+    store: Store, key: str, sub: str, texts: tuple[str, ...], limit: int
+) -> list[Message] | None:
+    """The rows a CHATHISTORY subcommand asks for (`texts`: its message references, `*`,
+    `msgid=` or `timestamp=`, checked), or None when a msgid is not one of `key`'s. Reads the
+    store only (run outside the state lock): at most two range scans and two msgid lookups."""
+    # a reference as an upper bound: a timestamp sorts before its millisecond's messages
+    refs: list[Position | None] = []
+    exact: list[bool] = []
+    for text in texts:
+        kind, _, value = text.partition("=")
+        if text == "*":
+            refs.append(None)
+        elif kind == "msgid":
+            found = store.locate(value)
+            if found is None or found[0] != key:
+                return None
+            refs.append(found[1])
+        else:
+            ms = parse_iso_time(value)
+            assert ms is not None
+            refs.append((ms, 0))
+        exact.append(kind == "msgid")
+
+    def lower(i: int) -> Position:  # as a lower bound, after its millisecond's messages
+        ref = refs[i]
+        assert ref is not None
+        return ref if exact[i] else (ref[0], LAST)
+
+    def upper(i: int) -> Position:
+        ref = refs[i]
+        assert ref is not None
+        return ref
+
+    if sub == "LATEST":
+        return store.query(key, limit, after=lower(0) if refs[0] is not None else None)
+    if sub == "BEFORE":
+        return store.query(key, limit, before=upper(0))
+    if sub == "AFTER":
+        return store.query(key, limit, after=lower(0), newest=False)
+    if sub == "AROUND":
+        older = store.query(key, limit // 2, before=upper(0))
+        at = upper(0)  # the reference itself, or its millisecond, and on
+        return older + store.query(key, limit - len(older), after=(at[0], at[1] - 1), newest=False)
+    # BETWEEN, either way round
+    if upper(0) <= upper(1):
+        return store.query(key, limit, after=lower(0), before=upper(1), newest=False)
+    return store.query(key, limit, after=lower(1), before=upper(0))
 
 
 def _nothing(result: object, now: float, out: Outbox) -> None:

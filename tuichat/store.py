@@ -1,10 +1,15 @@
 """SQLite storage: message history and accounts.
 
-One connection, used under the server's state lock (the state calls it while handling lines).
-Messages added while handling a batch of lines sit in an open transaction that the server commits
-before it delivers anything: a message any client received is on disk, and `kill -9` of the server
-loses none of them (WAL mode; SQLite's journal survives the death of the process). A `Store` on
-":memory:" serves the unit tests.
+One writer connection, used under the server's state lock (the state calls it while handling
+lines). Messages added while handling a batch of lines sit in an open transaction that the server
+commits before it delivers anything: a message any client received is on disk, and `kill -9` of the
+server loses none of them (WAL mode; SQLite's journal survives the death of the process).
+
+History is read (`query`, `locate`, `targets`) on read-only connections of a small pool, outside
+the state lock: the state defers each history read to a job (see `Outbox.defer`). Every such read
+is a range scan of one index that stops at its limit (`tests/unit/test_store.py` checks the query
+plans), so none costs more with a bigger history. A `Store` on ":memory:" (the unit tests) has no
+second connection: it reads on the writer, under its own lock.
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ import hashlib
 import hmac
 import json
 import os
+import queue
 import secrets
 import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tuichat import files
 
@@ -78,13 +86,39 @@ CREATE TABLE IF NOT EXISTS channels (
 );
 """
 
+# the latest message of each conversation, under each party that may list it (CHATHISTORY TARGETS):
+# a channel under its own key, a private conversation "a b" under "a" and under "b"
+CONVERSATION_SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (
+    party TEXT NOT NULL,            -- a channel's key, or one side of a private conversation's
+    key TEXT NOT NULL,              -- the conversation (messages.key)
+    time INTEGER NOT NULL,          -- of its latest message, milliseconds since the epoch
+    PRIMARY KEY (party, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS conversations_by_time ON conversations (party, time);
+"""
+
+# PRAGMA user_version: 0 before `conversations`; 2 with it (filled from the messages on upgrade)
+SCHEMA_VERSION = 2
+
+READERS = 4  # read-only connections for history queries: at most this many run at once
+
 # scrypt cost: about 16 MiB and a few tens of milliseconds; verified outside the state lock
 SCRYPT_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 1
 
 
-Bound = tuple[str, int]  # ("seq", sequence number) or ("time", milliseconds)
+# where a message sorts in its conversation: (time in ms, sequence number). A history query is
+# bounded by positions, strictly: a timestamp t is (t, 0) as an upper bound, (t, LAST) as a lower
+Position = tuple[int, int]
+LAST = 2**63 - 1
+
+
+def parties(key: str) -> tuple[str, ...]:
+    """Who may list a conversation: a channel's key, or both sides of "a b"."""
+    a, space, b = key.partition(" ")
+    return (a, b) if space else (key,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,17 +186,84 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._db.executescript(CHANNEL_SCHEMA)
+        self._upgrade()
         self._lock = threading.Lock()
+        # read-only connections for history, opened when first needed (none on ":memory:")
+        self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._opened = 0
+        self._readers_lock = threading.Lock()
         self._pending: list[tuple[object, ...]] = []
+        self._latest: dict[str, int] = {}  # the latest time of each key in `_pending`
         # why rows added since the last `take_failure` could not be written (disk full), if so
         self._failure: sqlite3.Error | None = None
+        # the sequence number of the last message written (SQLite's AUTOINCREMENT counter)
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'")
+        found = row.fetchone()
+        self._last_seq = int(found[0]) if found else 0
         self._prefix = secrets.token_hex(6)  # 48 random bits a run: ids never collide
         self._counter = 0
+
+    def _upgrade(self) -> None:
+        """Bring an older database file up to SCHEMA_VERSION (once, at start): its conversations
+        are listed from its messages, one pass over an index."""
+        db = self._db
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        db.executescript(CONVERSATION_SCHEMA)
+        if version >= SCHEMA_VERSION:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            latest = db.execute("SELECT key, MAX(time) FROM messages GROUP BY key").fetchall()
+            db.executemany(
+                "INSERT OR REPLACE INTO conversations (party, key, time) VALUES (?, ?, ?)",
+                [(party, key, time) for key, time in latest for party in parties(key)],
+            )
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self.commit()
         with self._lock:
             self._db.close()
+        while True:
+            try:
+                self._readers.get_nowait().close()
+            except queue.Empty:
+                break
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection to read history on: one of the read-only pool, outside the state lock
+        (it sees what the server committed); on ":memory:", the writer, under the store's lock,
+        after committing what was added (the unit tests read what they just wrote)."""
+        if self.path == ":memory:":
+            self.commit()
+            with self._lock:
+                yield self._db
+            return
+        reader: sqlite3.Connection | None = None
+        try:
+            reader = self._readers.get_nowait()
+        except queue.Empty:
+            with self._readers_lock:
+                if self._opened < READERS:
+                    self._opened += 1
+                    reader = self._open_reader()
+        if reader is None:
+            reader = self._readers.get()  # all busy: wait for one (never under the state lock)
+        try:
+            yield reader
+        finally:
+            self._readers.put(reader)
+
+    def _open_reader(self) -> sqlite3.Connection:
+        uri = Path(self.path).absolute().as_uri() + "?mode=ro"
+        reader = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+        reader.execute("PRAGMA query_only=1")
+        return reader
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -172,7 +273,9 @@ class Store:
         return f"{self._prefix}{self._counter:x}"
 
     def add(self, message: Message) -> None:
-        """Queue a message for the next `commit` (readers see it at once)."""
+        """Queue a message for the next `commit`."""
+        if self._latest.get(message.key, message.time) <= message.time:
+            self._latest[message.key] = message.time
         self._pending.append(
             (
                 message.msgid,
@@ -195,6 +298,7 @@ class Store:
         if not self._pending:
             return True
         rows, self._pending = self._pending, []
+        latest, self._latest = self._latest, {}
         with self._lock:
             try:
                 self._db.execute("BEGIN")
@@ -203,7 +307,14 @@ class Store:
                     "text, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
+                self._db.executemany(
+                    "INSERT INTO conversations (party, key, time) VALUES (?, ?, ?) "
+                    "ON CONFLICT (party, key) DO UPDATE SET time = MAX(time, excluded.time)",
+                    [(party, key, time) for key, time in latest.items() for party in parties(key)],
+                )
+                written = self._db.execute("SELECT last_insert_rowid()").fetchone()[0]
                 self._db.execute("COMMIT")
+                self._last_seq = int(written)
             except sqlite3.Error as error:
                 if self._db.in_transaction:  # SQLite may have rolled back already
                     with contextlib.suppress(sqlite3.Error):
@@ -216,6 +327,11 @@ class Store:
                 raise
         return True
 
+    def written(self) -> int:
+        """The sequence number the last message added so far gets once committed: a query
+        bounded `through` it sees nothing added later (no SQL: safe under the state lock)."""
+        return self._last_seq + len(self._pending)
+
     def take_failure(self) -> sqlite3.Error | None:
         """Why a `commit` since the last call dropped its rows, or None (and forget it)."""
         failure, self._failure = self._failure, None
@@ -225,93 +341,118 @@ class Store:
         """Delete messages older than `before_ms`; return how many."""
         self.commit()
         with self._lock:
-            cursor = self._db.execute("DELETE FROM messages WHERE time < ?", (before_ms,))
+            self._db.execute("BEGIN")
+            try:
+                cursor = self._db.execute("DELETE FROM messages WHERE time < ?", (before_ms,))
+                # a conversation whose latest message went has none left
+                self._db.execute("DELETE FROM conversations WHERE time < ?", (before_ms,))
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
             return cursor.rowcount
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def _rows(self, sql: str, args: tuple[object, ...]) -> list[Message]:
-        self.commit()  # a reader sees what was added, even before the server commits
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT msgid, time, key, target, source, account, command, text, tags "
-                "FROM messages " + sql,
-                args,
-            ).fetchall()
-        return [
-            Message(
-                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(r[8]) if r[8] else None
-            )
-            for r in rows
-        ]
+    _COLUMNS = "msgid, time, key, target, source, account, command, text, tags"
+
+    @staticmethod
+    def _message(r: Any) -> Message:
+        tags = r[8]
+        return Message(
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(tags) if tags else None
+        )
 
     def find(self, msgid: str) -> tuple[Message, int] | None:
         """A message and its sequence number, by msgid."""
-        self.commit()
-        with self._lock:
-            row = self._db.execute("SELECT seq FROM messages WHERE msgid = ?", (msgid,)).fetchone()
-        if row is None:
-            return None
-        rows = self._rows("WHERE msgid = ?", (msgid,))
-        return (rows[0], int(row[0])) if rows else None
+        with self._reading() as db:
+            row = db.execute(
+                f"SELECT {self._COLUMNS}, seq FROM messages WHERE msgid = ?", (msgid,)
+            ).fetchone()
+        return (self._message(row), int(row[9])) if row else None
 
-    def query_seq(self, seq: int) -> int | None:
-        """The time of the message with sequence number `seq`."""
-        self.commit()
-        with self._lock:
-            row = self._db.execute("SELECT time FROM messages WHERE seq = ?", (seq,)).fetchone()
-        return int(row[0]) if row else None
+    def locate(self, msgid: str) -> tuple[str, Position] | None:
+        """The key and position of a message, by msgid (one lookup in its unique index)."""
+        with self._reading() as db:
+            row = db.execute(
+                "SELECT key, time, seq FROM messages WHERE msgid = ?", (msgid,)
+            ).fetchone()
+        return (str(row[0]), (int(row[1]), int(row[2]))) if row else None
 
     def query(
         self,
         key: str,
         limit: int,
         *,
-        after: Bound | None = None,
-        before: Bound | None = None,
+        after: Position | None = None,
+        before: Position | None = None,
         newest: bool = True,
+        through: int | None = None,
     ) -> list[Message]:
-        """Up to `limit` messages of `key` strictly between two bounds, oldest first; the newest
-        ones when `newest`, else the oldest. A bound is ("seq", n) or ("time", ms)."""
+        """Up to `limit` messages of `key` strictly between two positions, oldest first; the
+        newest ones when `newest`, else the oldest; none written after the sequence number
+        `through`, if given. Messages sort by (time, seq): by time, and in
+        the order written within a millisecond. One range scan of messages_by_key (key, time,
+        and the rowid seq), stopping at `limit`."""
+        if limit <= 0:
+            return []
         where = ["key = ?"]
         args: list[object] = [key]
+        # "(time, seq) > (t, s)", spelled so that the time range bounds the index scan
         if after is not None:
-            where.append(f"{after[0]} > ?")
-            args.append(after[1])
+            where.append("time >= ? AND (time > ? OR seq > ?)")
+            args += [after[0], after[0], after[1]]
         if before is not None:
-            where.append(f"{before[0]} < ?")
-            args.append(before[1])
+            where.append("time <= ? AND (time < ? OR seq < ?)")
+            args += [before[0], before[0], before[1]]
+        if through is not None:
+            where.append("seq <= ?")
+            args.append(through)
         order = "DESC" if newest else "ASC"
-        rows = self._rows(
-            f"WHERE {' AND '.join(where)} ORDER BY seq {order} LIMIT ?", (*args, limit)
-        )
+        with self._reading() as db:
+            rows = db.execute(
+                f"SELECT {self._COLUMNS} FROM messages INDEXED BY messages_by_key "
+                f"WHERE {' AND '.join(where)} ORDER BY time {order}, seq {order} LIMIT ?",
+                (*args, limit),
+            ).fetchall()
+        messages = [self._message(row) for row in rows]
         if newest:
-            rows.reverse()
-        return rows
+            messages.reverse()
+        return messages
 
     def targets(
-        self, channels: list[str], nick: str, start: int, end: int, limit: int
+        self, channels: list[str], party: str, start: int, end: int, limit: int
     ) -> list[tuple[str, str, int]]:
-        """(key, a target name, latest time) of conversations with messages between two times:
-        the given channels and private conversations that include `nick` (folded)."""
-        self.commit()
+        """(key, a target name, latest time) of the conversations whose latest message is
+        between two times, oldest first, at most `limit`: the given channels (one lookup each)
+        and the private conversations of `party` (folded; one range scan of at most `limit`)."""
         low, high = min(start, end), max(start, end)
-        marks = ",".join("?" for _ in channels) or "''"
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT key, MAX(time) FROM messages WHERE time > ? AND time < ? AND "
-                f"(key IN ({marks}) OR substr(key, 1, ?) = ? OR substr(key, -?) = ?) "
-                "GROUP BY key ORDER BY MAX(time) LIMIT ?",
-                (low, high, *channels, len(nick) + 1, f"{nick} ", len(nick) + 1, f" {nick}", limit),
+        if limit <= 0:
+            return []
+        rows: list[tuple[str, int]] = []
+        with self._reading() as db:
+            if channels:
+                marks = ",".join("?" for _ in channels)
+                rows += db.execute(
+                    "SELECT key, time FROM conversations "
+                    f"WHERE party IN ({marks}) AND key = party AND time > ? AND time < ?",
+                    (*channels, low, high),
+                ).fetchall()
+            rows += db.execute(
+                "SELECT key, time FROM conversations INDEXED BY conversations_by_time "
+                "WHERE party = ? AND time > ? AND time < ? ORDER BY time LIMIT ?",
+                (party, low, high, limit),
             ).fetchall()
+        rows.sort(key=lambda row: (row[1], row[0]))
         result = []
-        for key, latest in rows:
+        for key, latest in rows[:limit]:
             if " " in key:
                 a, _, b = key.partition(" ")
-                name = b if a == nick else a
+                name = b if a == party else a
             else:
                 name = key
-            result.append((key, name, latest))
+            result.append((key, name, int(latest)))
         return result
 
     def count(self) -> int:
@@ -528,6 +669,33 @@ class Store:
                     )
                 if cursor.rowcount < chunk:
                     break
+            if old != new:
+                self._move_conversation(old, new)
+
+    def _move_conversation(self, old: str, new: str) -> None:
+        """`old`'s messages are now `new`'s: so is its entry in the list of conversations."""
+        with self._lock:
+            db = self._db
+            row = db.execute(
+                "SELECT time FROM conversations WHERE party = ? AND key = ?", (parties(old)[0], old)
+            ).fetchone()
+            db.execute("BEGIN")
+            try:
+                db.executemany(
+                    "DELETE FROM conversations WHERE party = ? AND key = ?",
+                    [(party, old) for party in parties(old)],
+                )
+                if row is not None:
+                    db.executemany(
+                        "INSERT INTO conversations (party, key, time) VALUES (?, ?, ?) ON CONFLICT "
+                        "(party, key) DO UPDATE SET time = MAX(time, excluded.time)",
+                        [(party, new, row[0]) for party in parties(new)],
+                    )
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
 
 def new_salt() -> bytes:

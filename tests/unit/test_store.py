@@ -5,13 +5,22 @@ what was committed."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from tuichat.store import Message, Store, check_password, hash_password, new_salt
+from tuichat.store import (
+    LAST,
+    SCHEMA,
+    SCHEMA_VERSION,
+    Message,
+    Store,
+    check_password,
+    hash_password,
+    new_salt,
+)
 
 T = 1_700_000_000_000  # ms
 
@@ -114,14 +123,14 @@ def test_history_survives_reopening_and_new_messages_sort_after_old(tmp_path: Pa
     first.close()
     second = Store(path)
     try:
-        # same millisecond as an old message, and an earlier one: the order is the order written
+        # messages sort by time, and within a millisecond in the order written
         add(second, message(second, "new 1", T + 5), message(second, "new 2", T + 1))
-        assert texts(second.query("#chan", 10)) == ["old 1", "old 2", "new 1", "new 2"]
+        assert texts(second.query("#chan", 10)) == ["old 1", "new 2", "old 2", "new 1"]
         found = second.find(old[1].msgid)
         assert found is not None
         assert found[0] == old[1]
-        after = second.query("#chan", 10, after=("seq", found[1]), newest=False)
-        assert texts(after) == ["new 1", "new 2"]
+        after = second.query("#chan", 10, after=(old[1].time, found[1]), newest=False)
+        assert texts(after) == ["new 1"]
     finally:
         second.close()
 
@@ -158,25 +167,44 @@ def test_query_newest_or_oldest_first_always_ascending(store: Store, ten: list[M
 def test_query_bounds_are_exclusive(store: Store, ten: list[Message]) -> None:
     found = store.find(ten[5].msgid)
     assert found is not None
-    seq = found[1]
-    assert texts(store.query("#chan", 3, before=("seq", seq))) == ["m2", "m3", "m4"]
-    assert texts(store.query("#chan", 3, after=("seq", seq), newest=False)) == ["m6", "m7", "m8"]
-    at = ten[5].time
-    assert texts(store.query("#chan", 3, before=("time", at))) == ["m2", "m3", "m4"]
-    assert texts(store.query("#chan", 3, after=("time", at), newest=False)) == ["m6", "m7", "m8"]
-    low = store.find(ten[2].msgid)
-    assert low is not None
-    between = store.query("#chan", 10, after=("seq", low[1]), before=("time", at), newest=False)
+    at = (ten[5].time, found[1])
+    assert texts(store.query("#chan", 3, before=at)) == ["m2", "m3", "m4"]
+    assert texts(store.query("#chan", 3, after=at, newest=False)) == ["m6", "m7", "m8"]
+    # a timestamp: before its millisecond's messages as an upper bound, after them as a lower
+    ms = ten[5].time
+    assert texts(store.query("#chan", 3, before=(ms, 0))) == ["m2", "m3", "m4"]
+    assert texts(store.query("#chan", 3, after=(ms, LAST), newest=False)) == ["m6", "m7", "m8"]
+    low = store.locate(ten[2].msgid)
+    assert low is not None and low[0] == "#chan"
+    between = store.query("#chan", 10, after=low[1], before=(ms, 0), newest=False)
     assert texts(between) == ["m3", "m4"]
 
 
-def test_find_and_query_seq(store: Store, ten: list[Message]) -> None:
+def test_messages_of_one_millisecond_keep_the_order_written(store: Store) -> None:
+    same = add(store, *(message(store, f"s{i}", T) for i in range(5)))
+    found = store.locate(same[2].msgid)
+    assert found is not None
+    assert texts(store.query("#chan", 10, before=found[1])) == ["s0", "s1"]
+    assert texts(store.query("#chan", 10, after=found[1], newest=False)) == ["s3", "s4"]
+    assert texts(store.query("#chan", 2, after=found[1])) == ["s3", "s4"]
+    assert texts(store.query("#chan", 10, before=(T, 0))) == []
+    assert texts(store.query("#chan", 10, after=(T, LAST))) == []
+
+
+def test_query_through_leaves_out_what_was_written_later(store: Store, ten: list[Message]) -> None:
+    through = store.written()
+    add(store, message(store, "later", T + 20_000))
+    assert texts(store.query("#chan", 2, through=through)) == ["m8", "m9"]
+    assert texts(store.query("#chan", 2)) == ["m9", "later"]
+
+
+def test_find_and_locate(store: Store, ten: list[Message]) -> None:
     assert store.find("no-such-id") is None
+    assert store.locate("no-such-id") is None
     found = store.find(ten[3].msgid)
     assert found is not None
     assert found[0] == ten[3]
-    assert store.query_seq(found[1]) == ten[3].time
-    assert store.query_seq(10**9) is None
+    assert store.locate(ten[3].msgid) == ("#chan", (ten[3].time, found[1]))
 
 
 def test_count_and_prune(store: Store, ten: list[Message]) -> None:
@@ -256,3 +284,135 @@ def test_read_markers_only_move_forward(store: Store) -> None:
     assert store.read_marker("alice", "#chan") == T + 20
     assert store.read_marker("alice", "#other") is None
     assert store.read_marker("bob", "#chan") is None
+
+
+# query plans: every history read is a range scan that stops at its limit -----------------------
+
+
+@pytest.fixture
+def big(store: Store) -> Store:
+    """#big with 3,000 messages, #small with 30, and private conversations of alice."""
+    for i in range(3000):
+        store.add(message(store, f"b{i}", T + i, key="#big", target="#big"))
+        if i % 100 == 0:
+            store.add(message(store, f"s{i}", T + i, key="#small", target="#small"))
+            store.add(message(store, f"p{i}", T + i, key=f"alice u{i:04}", target="alice"))
+    store.commit()
+    return store
+
+
+def traced(store: Store, read: Callable[[], object]) -> tuple[list[str], int]:
+    """The statements `read` ran on a ":memory:" store, and how many thousand SQLite virtual
+    machine steps they took."""
+    statements: list[str] = []
+    steps = [0]
+
+    def step() -> int:
+        steps[0] += 1
+        return 0
+
+    db = store._db
+    db.set_trace_callback(statements.append)
+    db.set_progress_handler(step, 1000)
+    try:
+        read()
+    finally:
+        db.set_trace_callback(None)
+        db.set_progress_handler(None, 0)
+    return [s for s in statements if s.startswith("SELECT")], steps[0]
+
+
+FAR = 4_102_444_800_000  # 2100-01-01 in ms
+READS: dict[str, Callable[[Store, str], object]] = {
+    "LATEST": lambda s, key: s.query(key, 100),
+    "LATEST since": lambda s, key: s.query(key, 100, after=(T, LAST)),
+    "BEFORE timestamp": lambda s, key: s.query(key, 100, before=(FAR, 0)),
+    "AFTER timestamp": lambda s, key: s.query(key, 100, after=(T, LAST), newest=False),
+    "BETWEEN forwards": lambda s, key: s.query(
+        key, 100, after=(T, LAST), before=(FAR, 0), newest=False
+    ),
+    "BETWEEN backwards": lambda s, key: s.query(key, 100, after=(T, LAST), before=(FAR, 0)),
+    "join replay": lambda s, key: s.query(key, 100, through=s.written()),
+    "msgid": lambda s, key: s.locate("no-such-id"),
+    "TARGETS": lambda s, key: s.targets([key, "#small"], "alice", 0, FAR, 100),
+}
+
+
+@pytest.mark.parametrize("name", list(READS))
+def test_history_reads_are_index_range_scans(big: Store, name: str) -> None:
+    statements, _ = traced(big, lambda: READS[name](big, "#big"))
+    assert statements
+    for sql in statements:
+        plan = [row[3] for row in big._db.execute("EXPLAIN QUERY PLAN " + sql)]
+        assert plan and all(step.startswith("SEARCH ") for step in plan), (sql, plan)
+        assert not any("TEMP B-TREE" in step for step in plan), (sql, plan)
+
+
+@pytest.mark.parametrize("name", list(READS))
+def test_history_reads_cost_the_same_in_a_big_and_a_small_conversation(
+    big: Store, name: str
+) -> None:
+    # 100 times the messages, at most 100 rows back either way: about the same work, and little
+    # (the old BEFORE with a timestamp sorted all 3,000 rows of #big, ~61k steps; the old TARGETS
+    # grouped every message of the store, 33k-61k steps)
+    _, small = traced(big, lambda: READS[name](big, "#small"))
+    _, large = traced(big, lambda: READS[name](big, "#big"))
+    assert large <= 3 * small + 5 and large <= 10, (small, large)
+
+
+def test_an_old_database_is_upgraded_and_lists_its_conversations(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path)) as db:  # the schema as it was before `conversations`
+        db.executescript(SCHEMA)
+        db.executemany(
+            "INSERT INTO messages (msgid, time, key, target, source, command, text) "
+            "VALUES (?, ?, ?, ?, 'a!b@c', 'PRIVMSG', ?)",
+            [
+                ("m1", T + 10, "#chan", "#Chan", "one"),
+                ("m2", T + 20, "alice bob", "bob", "two"),
+                ("m3", T + 30, "#chan", "#Chan", "three"),
+            ],
+        )
+        db.commit()
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 0
+    s = Store(path)
+    try:
+        assert s.targets(["#chan"], "bob", T, T + 100, 10) == [
+            ("alice bob", "alice", T + 20),
+            ("#chan", "#chan", T + 30),
+        ]
+        assert texts(s.query("#chan", 10, before=(T + 30, 0))) == ["one"]
+        add(s, message(s, "four", T + 40, key="alice bob", target="alice"))
+        assert s.targets([], "alice", T, T + 100, 10) == [("alice bob", "bob", T + 40)]
+    finally:
+        s.close()
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    again = Store(path)  # opening an upgraded file changes nothing
+    try:
+        assert again.targets([], "bob", T, T + 100, 10) == [("alice bob", "alice", T + 40)]
+    finally:
+        again.close()
+
+
+def test_pruning_and_rekeying_keep_the_conversations_listed(store: Store) -> None:
+    add(
+        store,
+        message(store, "old", T, key="#old", target="#old"),
+        message(store, "guest", T + 10, key="alice g!tok", target="g"),
+    )
+    store.prune(T + 5)
+    assert store.targets(["#old"], "alice", 0, FAR, 10) == [("alice g!tok", "g!tok", T + 10)]
+    store.rekey([("alice g!tok", "alice gina")])
+    assert store.targets([], "alice", 0, FAR, 10) == [("alice gina", "gina", T + 10)]
+    assert store.targets([], "g!tok", 0, FAR, 10) == []
+    assert store.targets([], "gina", 0, FAR, 10) == [("alice gina", "alice", T + 10)]
+
+
+def test_a_file_store_reads_history_on_read_only_connections(file_store: Store) -> None:
+    add(file_store, message(file_store, "one"))
+    with file_store._reading() as db:
+        assert db is not file_store._db
+        with pytest.raises(sqlite3.OperationalError, match=r"readonly"):
+            db.execute("DELETE FROM messages")
+    assert texts(file_store.query("#chan", 10)) == ["one"]
