@@ -10,6 +10,7 @@ on this machine): the bystander waited 10+ s and PINGs were lost.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import re
 import sqlite3
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from tests.integration.helpers import Bystander, Client, Connect, StartServer, pump
 from tuichat.net.protocol import parse
-from tuichat.server import ServerConfig
+from tuichat.server import Server, ServerConfig
 from tuichat.state import Config
 from tuichat.store import SCHEMA
 
@@ -100,3 +101,42 @@ def test_timestamp_bounded_history_on_a_big_channel_does_not_freeze_the_server(
     expected = {"end": PER_CLIENT, "fail": 0, "newest": each, "oldest": each, "#big": each,
                 "other": 0}  # fmt: skip
     assert all(counts == expected for counts in tally.values()), tally
+
+
+def test_answers_to_deferred_work_keep_the_order_of_the_requests(
+    history_server: Server, connect: Connect
+) -> None:
+    """A history read or a password check runs outside the state lock: the lines a client sent
+    after it, in the same packet, are answered after it."""
+    password = "correct-horse-battery"
+    speaker = connect("speaker", server=history_server)
+    speaker.send(f"REGISTER * * {password}")
+    speaker.expect(r"^:\S+ REGISTER SUCCESS speaker :")
+    speaker.join("#order")
+    speaker.send("PRIVMSG #order :before")
+    speaker.sync()
+
+    # SASL then CAP END in one packet: logged in first, then registered (as the account)
+    client = connect(server=history_server)
+    client.send("CAP LS 302")
+    client.send("CAP REQ :" + " ".join(("sasl", *CAPS)))
+    client.send("NICK speaker2")
+    client.send("USER speaker2 0 * :the tester")
+    client.send("AUTHENTICATE PLAIN")
+    client.expect(r"^AUTHENTICATE \+$")
+    plain = base64.b64encode(f"\0speaker\0{password}".encode()).decode()
+    client.send_raw(f"AUTHENTICATE {plain}\r\nCAP END\r\n".encode())
+    client.expect(r"^:\S+ 903 ")
+    client.expect(r"^:\S+ 001 speaker2 ")
+    client.expect(r"^:\S+ (376|422) ")
+    client.send("JOIN #order")
+    client.expect(r" 366 ")
+
+    # a history read, then a PING and a message: the batch first, then the rest, in order
+    client.send_raw(b"CHATHISTORY LATEST #order * 10\r\nPING after\r\nPRIVMSG #order :next\r\n")
+    lines = [client.readline() for _ in range(4)]
+    assert re.match(r"^:\S+ BATCH \+\S+ chathistory #order$", lines[0]), lines
+    assert lines[1].endswith(" PRIVMSG #order :before"), lines
+    assert re.match(r"^:\S+ BATCH -", lines[2]), lines
+    assert re.match(r"^:\S+ PONG \S+ :?after$", lines[3]), lines
+    speaker.expect(r" PRIVMSG #order :next$")

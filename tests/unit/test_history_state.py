@@ -413,6 +413,60 @@ def test_between_both_directions(net: HistoryNet, alice: User, ten: list[Message
     assert history(net, alice, f"CHATHISTORY BETWEEN #h {m2} msgid={ten[3].msgid} 10") == []
 
 
+def history_sql(net: HistoryNet, user: User, raw: str) -> tuple[list[str], Outbox]:
+    """The statements reading history that handling `raw` ran (under the state lock, in the
+    server), and the Outbox, its deferred work not run yet."""
+    statements: list[str] = []
+    net.store.commit()
+    net.store._db.set_trace_callback(statements.append)
+    out = Outbox()
+    try:
+        net.state.handle(user, parse(raw), net.now, out)
+    finally:
+        net.store._db.set_trace_callback(None)
+    reads = [s for s in statements if re.search(r"\bFROM (messages|conversations)\b", s)]
+    return reads, out
+
+
+@pytest.mark.parametrize(
+    ("query", "rows"),
+    [
+        ("LATEST #h * 5", 5),
+        ("LATEST #h timestamp=1970-01-01T00:00:00.000Z 5", 5),
+        ("BEFORE #h timestamp=2100-01-01T00:00:00.000Z 5", 5),
+        ("AFTER #h timestamp=1970-01-01T00:00:00.000Z 5", 5),
+        ("AROUND #h timestamp=2100-01-01T00:00:00.000Z 5", 2),
+        ("BETWEEN #h timestamp=1970-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z 5", 5),
+        ("BEFORE #h msgid={} 5", 5),
+        ("TARGETS timestamp=1970-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z 5", 1),
+    ],
+)
+def test_no_history_is_read_under_the_state_lock(
+    net: HistoryNet, alice: User, ten: list[Message], query: str, rows: int
+) -> None:
+    reads, out = history_sql(net, alice, "CHATHISTORY " + query.format(ten[5].msgid))
+    assert reads == []
+    assert take(alice) == []  # the answer waits for the read
+    run(out, net.now)
+    kind = ("draft/chathistory-targets",) if "TARGETS" in query else ("chathistory", "#h")
+    assert len(batch_body(take(alice), *kind)) == rows
+
+
+def test_the_join_replay_is_read_outside_the_lock_and_only_up_to_the_join(
+    net: HistoryNet, ten: list[Message]
+) -> None:
+    carol = net.register("carol")
+    reads, joined = history_sql(net, carol, "JOIN #h")
+    assert reads == []
+    joined.deliver()
+    # bob speaks before the replay is read: carol gets it live, and not again in the replay
+    bob = next(user for user in net.state.channels["#h"].members if user.nick == "bob")
+    net.say(bob, "#h", "live")
+    run(joined, net.now)
+    got = [line.params[-1][-4:] for line in take(carol) if line.command == "PRIVMSG"]
+    assert got == ["live"] + [f"] m{i}" for i in range(10)], got
+
+
 def test_targets(net: HistoryNet, alice: User, bob: User) -> None:
     carol = net.register("carol")
     net.send(alice, "JOIN #a")
