@@ -2304,8 +2304,10 @@ class State:
 
     # -- history (chathistory), read markers, setname ---------------------------------------------
 
-    def _history_key(self, user: User, target: str) -> str | None:
-        """The history key of `target` as `user` may read it, or None."""
+    def _history_key(self, user: User, target: str) -> str | Callable[[], str] | None:
+        """The history key of `target` as `user` may read it, or None; for a nick that only a
+        guest who left had, a function that finds it by reading the history (to run outside the
+        state lock)."""
         if target.startswith("#"):
             chan = self.channels.get(casefold(target))
             if chan is None or user not in chan.members:
@@ -2313,7 +2315,14 @@ class State:
             return casefold(chan.name)
         if not p.is_valid_nick(target, self.config.nicklen):
             return None
-        return self._peer_key(user, target)
+        folded = casefold(target)
+        store = self.store
+        if self.find_user(target) is not None or store is None or store.account(folded):
+            return self._peer_key(user, target)
+        me = self._party(user)
+        return lambda: (
+            store.guest_conversation(me, folded, reading=True) or _private_key(me, folded)
+        )
 
     def _canonical(self, target: str) -> str:
         """A channel's or online nick's own spelling of `target`."""
@@ -2392,7 +2401,9 @@ class State:
             self._send_history(follow, user, name, rows)
 
         # the rows are read outside the state lock, and sent under it
-        out.defer(lambda: _read_history(store, key, sub, texts, limit), then)
+        find = key if callable(key) else None
+        known = key if isinstance(key, str) else ""
+        out.defer(lambda: _read_history(store, find() if find else known, sub, texts, limit), then)
 
     def _history_targets(
         self, user: User, first: str, second: str, limit: int, out: Outbox

@@ -259,6 +259,11 @@ class Store:
         finally:
             self._readers.put(reader)
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._db
+
     def _open_reader(self) -> sqlite3.Connection:
         uri = Path(self.path).absolute().as_uri() + "?mode=ro"
         reader = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
@@ -609,16 +614,19 @@ class Store:
             self._db.execute("COMMIT")
         return [row[0] for row in rows]
 
-    def guest_conversation(self, party: str, nick: str, hops: int = 256) -> str | None:
+    def guest_conversation(
+        self, party: str, nick: str, hops: int = 256, *, reading: bool = False
+    ) -> str | None:
         """The key of the latest conversation of `party` with a guest that connected as `nick`
         (folded): a guest's party is "nick!token", so such keys are "party nick!token" or
         "nick!token party". Each guest connection costs an index lookup or two; after `hops` of
         them the search gives up (None), so one lookup stays cheap however many guests there were.
+        `reading`: on a read-only connection, outside the state lock (what the server committed).
         """
-        self.commit()
         best: tuple[int, str] | None = None
-        with self._lock:
-            db = self._db
+        if not reading:
+            self.commit()
+        with self._reading() if reading else self._writing() as db:
 
             def latest(key: str) -> int | None:
                 row = db.execute("SELECT MAX(seq) FROM messages WHERE key = ?", (key,)).fetchone()

@@ -452,6 +452,19 @@ def test_no_history_is_read_under_the_state_lock(
     assert len(batch_body(take(alice), *kind)) == rows
 
 
+def test_the_history_of_a_guest_who_left_is_found_outside_the_lock(
+    net: HistoryNet, alice: User
+) -> None:
+    carol = net.register("carol")
+    net.say(carol, "alice", "hello from a guest")
+    net.send(carol, "QUIT :bye")
+    take(alice)
+    reads, out = history_sql(net, alice, "CHATHISTORY LATEST carol * 10")
+    assert reads == []
+    run(out, net.now)
+    assert texts(batch_body(take(alice), "chathistory", "carol")) == ["hello from a guest"]
+
+
 def test_the_join_replay_is_read_outside_the_lock_and_only_up_to_the_join(
     net: HistoryNet, ten: list[Message]
 ) -> None:
