@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tuichat import gc_tuning, tls
+from tuichat.limits import address_key as _address_key
 from tuichat.net.protocol import Line, LineBuffer, ParseError, TooLong, parse
 from tuichat.state import Config, Outbox, State, User
 from tuichat.store import Store
@@ -517,18 +518,6 @@ class Writer(threading.Thread):
         with contextlib.suppress(OSError):
             conn.sock.shutdown(socket.SHUT_RDWR)
         conn.sock.close()
-
-
-def _address_key(host: str) -> str:
-    """What the per-address limits count: an IPv4 address, or an IPv6 /64 (one is cheap to get
-    a whole /64 of addresses)."""
-    if ":" not in host:
-        return host
-    try:
-        packed = socket.inet_pton(socket.AF_INET6, host.split("%", 1)[0])
-    except OSError:
-        return host
-    return packed[:8].hex() + "::/64"
 
 
 def _listen(host: str, port: int) -> socket.socket:
