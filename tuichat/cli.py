@@ -38,6 +38,8 @@ LIMITS: list[tuple[str, float, str]] = [
     ("--topiclen", 390, "topic length in bytes"),
     ("--awaylen", 200, "away message length in bytes"),
     ("--kicklen", 255, "kick reason length in bytes"),
+    ("--login-failures", 5, "wrong passwords (OPER, SASL) for one name before logins slow down"),
+    ("--login-failures-per-address", 20, "wrong passwords from one address before the same"),
 ]
 
 
@@ -401,6 +403,8 @@ def serve(args: argparse.Namespace) -> int:
             join_replay=max(0, args.join_replay),
             open_registration=args.open_registration,
             require_tls_auth=args.require_tls_auth,
+            login_failures=int(args.login_failures),
+            login_failures_per_address=int(args.login_failures_per_address),
         ),
     )
     try:

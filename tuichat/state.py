@@ -12,6 +12,7 @@ import binascii
 import calendar
 import hmac
 import itertools
+import math
 import secrets
 import time
 from collections import deque
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from tuichat import __version__
+from tuichat.limits import Backoff, address_key
 from tuichat.net import protocol as p
 from tuichat.net.protocol import Line, casefold, escape_tag_value
 from tuichat.store import (
@@ -74,6 +76,11 @@ class Config:
     open_registration: bool = True
     require_tls_auth: bool = False
     nick_grace: float = 30.0  # seconds to log in before a registered nick is taken away
+    # password guessing (OPER, SASL): wrong passwords for one account or operator name, and from
+    # one address, before each further attempt waits 1 s, doubling up to login_delay_cap
+    login_failures: int = 5
+    login_failures_per_address: int = 20
+    login_delay_cap: float = 300.0
 
 
 class Sink(Protocol):
@@ -731,6 +738,10 @@ class State:
         self.channels: dict[str, Channel] = {}
         self.whowas: deque[WhowasEntry] = deque(maxlen=self.config.whowas)
         self._guests: dict[str, User] = {}  # party -> the guest it belongs to, while connected
+        c = self.config
+        # wrong passwords (OPER and SASL) by account or operator name, and by address
+        self._guesses_by_name = Backoff(c.login_failures, 1.0, c.login_delay_cap)
+        self._guesses_by_address = Backoff(c.login_failures_per_address, 1.0, c.login_delay_cap)
         if store is not None:
             for stored in store.channels():
                 self.channels[casefold(stored.name)] = _restored(stored)
@@ -1999,12 +2010,35 @@ class State:
 
     # -- operators --------------------------------------------------------------------------------
 
+    def _guess_wait(self, user: User, name: tuple[str, str], now: float) -> int:
+        """Whole seconds before `user` may try another password for `name`, by the failures
+        for that name and from that address (0: now)."""
+        wait = max(
+            self._guesses_by_name.wait(name, now),
+            self._guesses_by_address.wait(address_key(user.host), now),
+        )
+        return math.ceil(wait)
+
+    def _guessed(self, user: User, name: tuple[str, str], now: float) -> None:
+        """One more wrong password (or one about to be checked) for `name` from `user`."""
+        self._guesses_by_name.failed(name, now)
+        self._guesses_by_address.failed(address_key(user.host), now)
+
     def _oper(self, user: User, line: Line, now: float, out: Outbox) -> None:
         name, password = line.params[0], line.params[1]
+        key = ("oper", name)
+        wait = self._guess_wait(user, key, now)
+        if wait:
+            # refused unchecked: no guess gets through while it waits
+            text = f"Too many failed attempts; try again in {wait} seconds"
+            self._reply(out, user, p.ERR_NOOPERHOST, text)
+            return
         expected = self.config.opers.get(name)
         if expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
+            self._guessed(user, key, now)
             self._reply(out, user, p.ERR_PASSWDMISMATCH, "Password incorrect")
             return
+        self._guesses_by_name.succeeded(key)
         self._reply(out, user, p.RPL_YOUREOPER, "You are now an IRC operator")
         if "o" not in user.modes:
             user.modes.add("o")
@@ -2124,11 +2158,21 @@ class State:
         if authzid and casefold(authzid) != casefold(authcid):
             self._reply(out, user, p.ERR_SASLFAIL, "SASL authentication failed")
             return
-        self._check_login(user, name, password, out)
+        self._check_login(user, name, password, now, out)
 
-    def _check_login(self, user: User, name: str, password: str, out: Outbox) -> None:
+    def _check_login(self, user: User, name: str, password: str, now: float, out: Outbox) -> None:
         """Verify a password outside the state lock, then log in or fail."""
         assert self.store is not None
+        key = ("account", casefold(name))
+        wait = self._guess_wait(user, key, now)
+        if wait:
+            # refused unchecked, and not one of this connection's failures: nothing was guessed
+            text = f"Too many failed logins; try again in {wait} seconds"
+            self._reply(out, user, p.ERR_SASLFAIL, text)
+            return
+        # counted before the check, which runs outside the lock: a burst of attempts from many
+        # connections at once cannot all pass before the first failure is known
+        self._guessed(user, key, now)
         found = self.store.account(casefold(name))
         if found is None:
             # hash anyway, so a missing account takes as long as a wrong password
@@ -2140,6 +2184,9 @@ class State:
             return check_password(password, salt, digest) and found is not None
 
         def then(ok: object, now: float, follow: Outbox) -> None:
+            if ok:
+                self._guesses_by_name.succeeded(key)
+                self._guesses_by_address.forgive(address_key(user.host), now)
             if user.gone:
                 return
             if ok:
