@@ -35,7 +35,7 @@ from tuichat.store import (
 )
 
 MAX_INVITES = 100  # invitations one channel holds
-MAX_MARKERS = 1000  # read markers kept for a user without an account
+MAX_MARKERS = 1000  # read markers kept per account (in the store) or guest (in memory)
 MAX_PEERS = 1000  # conversations of a guest that follow them into an account they log in to
 MAX_SASL_FAILURES = 3  # wrong passwords before the connection is closed
 CHANNEL_MODES = "imnst"  # flags without a parameter
@@ -2564,6 +2564,18 @@ class State:
         line = Line("MARKREAD", (_middle(target), stamp), source=self.config.server_name)
         out.send(user, line.encode())
 
+    def _marker_target(self, user: User, target: str, key: str) -> bool:
+        """Whether `user` has a conversation `target` (its history key `key`) to mark as read:
+        a channel they are in, or a private conversation with stored history (without history,
+        a nick that is online)."""
+        if target.startswith("#"):
+            return key in user.channels
+        if not p.is_valid_nick(target, self.config.nicklen):
+            return False
+        if self.store is None:
+            return self.find_user(target) is not None
+        return self.store.has_messages(key)
+
     def _markread(self, user: User, line: Line, now: float, out: Outbox) -> None:
         target = line.params[0]
         if len(line.params) == 1:
@@ -2575,8 +2587,13 @@ class State:
             self._fail(out, user, "MARKREAD", "INVALID_PARAMS", target, "Invalid timestamp")
             return
         key = self._marker_key(user, target)
+        if not self._marker_target(user, target, key):
+            # no rows for made-up targets: only a conversation the user has can be marked
+            text = "No such conversation to mark"
+            self._fail(out, user, "MARKREAD", "INVALID_PARAMS", target, text)
+            return
         if user.account is not None and self.store is not None:
-            self.store.set_read_marker(casefold(user.account), key, ms)
+            self.store.set_read_marker(casefold(user.account), key, ms, MAX_MARKERS)
             account = casefold(user.account)
             sessions = [
                 other

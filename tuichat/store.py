@@ -226,6 +226,11 @@ class Store:
         self.commit()
         with self._lock:
             cursor = self._db.execute("DELETE FROM messages WHERE time < ?", (before_ms,))
+            # read markers go with the last of their conversation's history
+            self._db.execute(
+                "DELETE FROM read_markers WHERE NOT EXISTS "
+                "(SELECT 1 FROM messages WHERE messages.key = read_markers.key)"
+            )
             return cursor.rowcount
 
     # -- reading ----------------------------------------------------------------------------------
@@ -369,9 +374,23 @@ class Store:
             ).fetchone()
         return int(row[0]) if row else None
 
-    def set_read_marker(self, account: str, key: str, time_ms: int) -> int:
-        """Move the marker forward only; return where it is."""
+    def set_read_marker(self, account: str, key: str, time_ms: int, cap: int = 0) -> int:
+        """Move the marker forward only; return where it is. An account keeps at most `cap`
+        markers (0: no bound): a new one beyond it replaces the one set longest ago."""
         with self._lock:
+            if cap > 0:
+                exists = self._db.execute(
+                    "SELECT 1 FROM read_markers WHERE account = ? AND key = ?", (account, key)
+                ).fetchone()
+                (count,) = self._db.execute(
+                    "SELECT COUNT(*) FROM read_markers WHERE account = ?", (account,)
+                ).fetchone()
+                if exists is None and count >= cap:
+                    self._db.execute(
+                        "DELETE FROM read_markers WHERE rowid IN (SELECT rowid FROM read_markers "
+                        "WHERE account = ? ORDER BY time LIMIT ?)",
+                        (account, count - cap + 1),
+                    )
             self._db.execute(
                 "INSERT INTO read_markers (account, key, time) VALUES (?, ?, ?) "
                 "ON CONFLICT (account, key) DO UPDATE SET time = MAX(time, excluded.time)",
