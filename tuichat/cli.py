@@ -40,6 +40,7 @@ LIMITS: list[tuple[str, float, str]] = [
     ("--kicklen", 255, "kick reason length in bytes"),
     ("--login-failures", 5, "wrong passwords (OPER, SASL) for one name before logins slow down"),
     ("--login-failures-per-address", 20, "wrong passwords from one address before the same"),
+    ("--registrations-per-hour", 5, "accounts registered from one address in an hour"),
 ]
 
 
@@ -203,6 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         metavar="DAYS",
         help="keep history this long; 0 keeps everything (default: 30)",
+    )
+    serve.add_argument(
+        "--account-expiry-days",
+        type=_non_negative,
+        default=7.0,
+        metavar="DAYS",
+        help="delete accounts nobody logged in to this long after registering them; "
+        "0 keeps them (default: 7)",
     )
     serve.add_argument(
         "--join-replay",
@@ -384,6 +393,7 @@ def serve(args: argparse.Namespace) -> int:
         sendq=args.sendq,
         db=str(db) if db is not None else None,
         history_days=args.history_days,
+        account_expiry_days=args.account_expiry_days,
         state=Config(
             server_name=args.server_name,
             network=args.network,
@@ -405,6 +415,7 @@ def serve(args: argparse.Namespace) -> int:
             require_tls_auth=args.require_tls_auth,
             login_failures=int(args.login_failures),
             login_failures_per_address=int(args.login_failures_per_address),
+            registrations_per_hour=int(args.registrations_per_hour),
         ),
     )
     try:

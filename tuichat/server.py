@@ -74,6 +74,8 @@ class ServerConfig:
     sendq: int = DEFAULT_SENDQ
     db: str | None = None  # SQLite file for history and accounts; None keeps no history
     history_days: float = 30.0  # 0 keeps everything
+    # accounts nobody logged in to after registering them are deleted this long after (0: never)
+    account_expiry_days: float = 7.0
     state: Config = field(default_factory=Config)
 
 
@@ -1008,7 +1010,13 @@ class Server:
             del self._recent[host]
 
     def _prune(self, now: float) -> None:
-        """Forget history older than --history-days (under the state lock)."""
+        """Forget history older than --history-days and accounts unused since registration for
+        --account-expiry-days (under the state lock)."""
+        expiry = self.config.account_expiry_days
+        if self.store is not None and expiry > 0:
+            expired = self.state.expire_accounts(now - expiry * 86400)
+            if expired:
+                log.info("accounts: removed %d never used after registration", len(expired))
         days = self.config.history_days
         if self.store is not None and days > 0:
             removed = self.store.prune(int((now - days * 86400) * 1000))

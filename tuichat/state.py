@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from tuichat import __version__
-from tuichat.limits import Backoff, address_key
+from tuichat.limits import Backoff, Quota, address_key
 from tuichat.net import protocol as p
 from tuichat.net.protocol import Line, casefold, escape_tag_value
 from tuichat.store import (
@@ -81,6 +81,7 @@ class Config:
     login_failures: int = 5
     login_failures_per_address: int = 20
     login_delay_cap: float = 300.0
+    registrations_per_hour: int = 5  # accounts registered from one address (0: no bound)
 
 
 class Sink(Protocol):
@@ -742,6 +743,7 @@ class State:
         # wrong passwords (OPER and SASL) by account or operator name, and by address
         self._guesses_by_name = Backoff(c.login_failures, 1.0, c.login_delay_cap)
         self._guesses_by_address = Backoff(c.login_failures_per_address, 1.0, c.login_delay_cap)
+        self._registrations = Quota(c.registrations_per_hour, 3600.0)  # by address
         if store is not None:
             for stored in store.channels():
                 self.channels[casefold(stored.name)] = _restored(stored)
@@ -1024,6 +1026,20 @@ class State:
             and user.account is not None
             and casefold(user.account) == chan.founder
         )
+
+    def expire_accounts(self, before: float) -> list[str]:
+        """Delete the accounts registered before `before` that nobody logged in to since, but
+        those logged in now (see Store.expire_accounts); return their folded names."""
+        if self.store is None:
+            return []
+        in_use = {casefold(user.account) for user in self.clients if user.account is not None}
+        names = self.store.expire_accounts(int(before * 1000), in_use)
+        if names:
+            gone = set(names)
+            for chan in self.channels.values():
+                if chan.founder in gone:
+                    chan.founder = None
+        return names
 
     def forget_idle_channels(self, now: float, before: float) -> list[str]:
         """Forget the channels that nobody has been in since `before` and that have no history
@@ -2187,6 +2203,8 @@ class State:
             if ok:
                 self._guesses_by_name.succeeded(key)
                 self._guesses_by_address.forgive(address_key(user.host), now)
+                assert self.store is not None
+                self.store.logged_in(casefold(display), int(now * 1000))
             if user.gone:
                 return
             if ok:
@@ -2280,6 +2298,12 @@ class State:
             return
         if self.store.account(casefold(name)) is not None:
             self._fail(out, user, "REGISTER", "ACCOUNT_EXISTS", name, "Account already exists")
+            return
+        address = address_key(user.host)
+        if not self._registrations.take(address, 1, now):
+            minutes = math.ceil(self._registrations.retry_after(address, 1, now) / 60)
+            text = f"Too many accounts registered from your address; try again in {minutes} min"
+            self._fail(out, user, "REGISTER", "TEMPORARILY_UNAVAILABLE", name, text)
             return
         salt = new_salt()
 

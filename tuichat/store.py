@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS accounts (
     display TEXT NOT NULL,
     salt BLOB NOT NULL,
     hash BLOB NOT NULL,
-    created INTEGER NOT NULL
+    created INTEGER NOT NULL,
+    last_login INTEGER              -- ms of the last SASL login; NULL: never since REGISTER
 );
 CREATE TABLE IF NOT EXISTS klines (
     mask TEXT PRIMARY KEY,
@@ -152,6 +153,11 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._db.executescript(CHANNEL_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(accounts)")}
+        if "last_login" not in columns:  # a database from before accounts could expire
+            self._db.execute("ALTER TABLE accounts ADD COLUMN last_login INTEGER")
+            # the accounts it has were in use then: none of them expires for being unused
+            self._db.execute("UPDATE accounts SET last_login = created")
         self._lock = threading.Lock()
         self._pending: list[tuple[object, ...]] = []
         # why rows added since the last `take_failure` could not be written (disk full), if so
@@ -348,6 +354,48 @@ class Store:
             except sqlite3.IntegrityError:
                 return False
             return True
+
+    def logged_in(self, folded: str, now_ms: int) -> None:
+        """Someone logged in to the account (SASL): it is in use."""
+        with self._lock:
+            self._db.execute("UPDATE accounts SET last_login = ? WHERE name = ?", (now_ms, folded))
+
+    def expire_accounts(self, before_ms: int, in_use: set[str]) -> list[str]:
+        """Delete the accounts registered before `before_ms` that nobody logged in to since
+        (but those `in_use`: folded names logged in now), with what they owned: their read
+        markers, their private history (a new account of the same name reads none of it) and
+        their founder status. Return the folded names deleted."""
+        self.commit()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name FROM accounts WHERE last_login IS NULL AND created < ?", (before_ms,)
+            ).fetchall()
+            names = [row[0] for row in rows if row[0] not in in_use]
+            if not names:
+                return []
+            self._db.execute("BEGIN")
+            try:
+                for name in names:
+                    # private keys are "a b", sorted: "name ..." is one index range; "... name"
+                    # needs a walk over the keys (rare: only for accounts that expire)
+                    self._db.execute(
+                        "DELETE FROM messages WHERE key >= ? AND key < ?", (f"{name} ", f"{name}!")
+                    )
+                    self._db.execute(
+                        "DELETE FROM messages WHERE key IN (SELECT DISTINCT key FROM messages "
+                        "WHERE substr(key, -?) = ?)",
+                        (len(name) + 1, f" {name}"),
+                    )
+                    self._db.execute("DELETE FROM read_markers WHERE account = ?", (name,))
+                    self._db.execute(
+                        "UPDATE channels SET founder = NULL WHERE founder = ?", (name,)
+                    )
+                    self._db.execute("DELETE FROM accounts WHERE name = ?", (name,))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return names
 
     def klines(self) -> list[tuple[str, tuple[str, str, float]]]:
         with self._lock:

@@ -3,11 +3,13 @@ conversations, account registration throttled per address, a history quota."""
 
 from __future__ import annotations
 
+import base64
 import sqlite3
+import time
 from contextlib import closing
 from pathlib import Path
 
-from tuichat.server import ServerConfig
+from tuichat.server import Server, ServerConfig
 
 from .helpers import Connect, StartServer
 
@@ -36,3 +38,62 @@ def test_markread_for_made_up_targets_is_refused_and_not_stored(
     alice.send(f"MARKREAD #real {STAMP}")
     alice.expect(rf"^:\S+ MARKREAD #real {STAMP}$")
     assert stored(db_path, "SELECT COUNT(*) FROM read_markers") == 1
+
+
+def test_registering_accounts_is_throttled_per_address(
+    start_server: StartServer, connect: Connect, db_path: Path
+) -> None:
+    server = start_server(ServerConfig(db=str(db_path)))
+    for i in range(5):
+        client = connect(f"user{i}", server=server)
+        client.send(f"REGISTER * * {PASSWORD}")
+        client.expect(rf"^:\S+ REGISTER SUCCESS user{i} ")
+    extra = connect("user5", server=server)
+    extra.send(f"REGISTER * * {PASSWORD}")
+    extra.expect(r"^:\S+ FAIL REGISTER TEMPORARILY_UNAVAILABLE user5 :.*try again in 12 min")
+    assert stored(db_path, "SELECT COUNT(*) FROM accounts") == 5
+    # another address may still register
+    other = connect("elsewhere", server=server, source="127.0.0.2")
+    other.send(f"REGISTER * * {PASSWORD}")
+    other.expect(r"^:\S+ REGISTER SUCCESS elsewhere ")
+
+
+def test_accounts_never_used_after_registering_expire(
+    start_server: StartServer, connect: Connect, db_path: Path
+) -> None:
+    server = start_server(ServerConfig(db=str(db_path)))
+    clients = [connect(nick, server=server) for nick in ("unused", "used")]
+    for client in clients:
+        client.send(f"REGISTER * * {PASSWORD}")
+        client.expect(rf"^:\S+ REGISTER SUCCESS {client.nick} ")
+    for client in clients:
+        client.send("PRIVMSG used :a private line")
+        client.send("QUIT")
+        client.expect_closed()
+    again = connect(server=server).register_with_caps("x", ["sasl"])
+    again.send("AUTHENTICATE PLAIN")
+    again.expect(r"^AUTHENTICATE \+$")
+    again.send("AUTHENTICATE " + base64.b64encode(f"\0used\0{PASSWORD}".encode()).decode())
+    again.expect(r"^:\S+ 903 ")
+    again.send("QUIT")
+    again.expect_closed()
+    server.stop()
+    assert stored(db_path, "SELECT COUNT(*) FROM messages") == 2
+    # eight days later: the server prunes as it starts
+    later = Server(
+        ServerConfig(host="127.0.0.1", port=0, db=str(db_path)),
+        clock=lambda: time.time() + 8 * 86400,
+    )
+    later.start()
+    try:
+        with closing(sqlite3.connect(db_path)) as db:
+            names = [row[0] for row in db.execute("SELECT name FROM accounts ORDER BY name")]
+        assert names == ["used"]
+        # its private history went with it: only "used" talking to itself is left
+        assert stored(db_path, "SELECT COUNT(*) FROM messages WHERE key = 'used used'") == 1
+        assert stored(db_path, "SELECT COUNT(*) FROM messages") == 1
+        newcomer = connect("unused", server=later)
+        newcomer.send(f"REGISTER * * {PASSWORD}")
+        newcomer.expect(r"^:\S+ REGISTER SUCCESS unused ")
+    finally:
+        later.stop()

@@ -1510,3 +1510,23 @@ def test_three_wrong_passwords_close_the_connection(net: HistoryNet) -> None:
         net.send(guesser, f"AUTHENTICATE {token}")
     assert guesser.gone
     assert sink_of(guesser).closed == ["Closing link (Too many failed logins)"]
+
+
+def test_unused_accounts_expire_but_not_while_logged_in_and_founders_go_with_them(
+    net: HistoryNet,
+) -> None:
+    for name in ("online", "founder"):
+        net.account(name)  # registered at time 0, never logged in to since
+    online = net.login("online")  # logged in now: in use, and touched
+    net.store._db.execute("UPDATE accounts SET last_login = NULL")  # as if right after REGISTER
+    founder = net.cap_user("founder", "sasl")
+    founder.account = "founder"  # the REGISTER connection, logged in: not expiring yet
+    net.send(founder, "JOIN #kept")
+    net.send(founder, "PRIVMSG #kept :history keeps #kept")
+    assert net.state.channels["#kept"].founder == "founder"
+    assert net.state.expire_accounts(1.0) == []
+    net.disconnect(founder)
+    assert net.state.expire_accounts(1.0) == ["founder"]
+    assert net.state.channels["#kept"].founder is None
+    assert net.store.account("founder") is None and net.store.account("online") is not None
+    assert online.account == "online"

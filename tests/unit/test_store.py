@@ -256,3 +256,19 @@ def test_read_markers_only_move_forward(store: Store) -> None:
     assert store.read_marker("alice", "#chan") == T + 20
     assert store.read_marker("alice", "#other") is None
     assert store.read_marker("bob", "#chan") is None
+
+
+def test_accounts_of_an_older_database_count_as_used_and_do_not_expire(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path)) as db:
+        db.execute(
+            "CREATE TABLE accounts (name TEXT PRIMARY KEY, display TEXT NOT NULL, "
+            "salt BLOB NOT NULL, hash BLOB NOT NULL, created INTEGER NOT NULL)"
+        )
+        db.execute("INSERT INTO accounts VALUES ('old', 'Old', x'00', x'00', 5)")
+        db.commit()
+    store = Store(path)
+    assert store.create_account("new", "New", b"s", b"h", 10)
+    assert store.expire_accounts(1_000, set()) == ["new"]
+    assert store.account("old") is not None
+    store.close()
