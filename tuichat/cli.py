@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 DEFAULT_PORT = 6667
 DEFAULT_TLS_PORT = 6697
+MIB = 1024 * 1024
 # the abuse limits: flag, default, what it bounds (documented in SECURITY.md)
 LIMITS: list[tuple[str, float, str]] = [
     ("--max-clients", 10000, "connections in total"),
@@ -41,6 +42,8 @@ LIMITS: list[tuple[str, float, str]] = [
     ("--login-failures", 5, "wrong passwords (OPER, SASL) for one name before logins slow down"),
     ("--login-failures-per-address", 20, "wrong passwords from one address before the same"),
     ("--registrations-per-hour", 5, "accounts registered from one address in an hour"),
+    ("--history-quota", 16, "MiB of history one account may store a day"),
+    ("--history-quota-per-address", 64, "MiB of history one address may store a day"),
 ]
 
 
@@ -416,6 +419,8 @@ def serve(args: argparse.Namespace) -> int:
             login_failures=int(args.login_failures),
             login_failures_per_address=int(args.login_failures_per_address),
             registrations_per_hour=int(args.registrations_per_hour),
+            history_quota_account=int(args.history_quota * MIB),
+            history_quota_address=int(args.history_quota_per_address * MIB),
         ),
     )
     try:

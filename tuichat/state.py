@@ -82,6 +82,10 @@ class Config:
     login_failures_per_address: int = 20
     login_delay_cap: float = 300.0
     registrations_per_hour: int = 5  # accounts registered from one address (0: no bound)
+    # bytes of history one account, and one address (logged in or not), may store a day (a
+    # bucket: that much at once, then as fast as it drains); past it a message is refused
+    history_quota_account: int = 16 * 1024 * 1024
+    history_quota_address: int = 64 * 1024 * 1024
 
 
 class Sink(Protocol):
@@ -744,6 +748,8 @@ class State:
         self._guesses_by_name = Backoff(c.login_failures, 1.0, c.login_delay_cap)
         self._guesses_by_address = Backoff(c.login_failures_per_address, 1.0, c.login_delay_cap)
         self._registrations = Quota(c.registrations_per_hour, 3600.0)  # by address
+        self._history_by_account = Quota(c.history_quota_account, 86400.0)
+        self._history_by_address = Quota(c.history_quota_address, 86400.0)
         if store is not None:
             for stored in store.channels():
                 self.channels[casefold(stored.name)] = _restored(stored)
@@ -1629,21 +1635,26 @@ class State:
                 key = _private_key(mine, theirs)
                 _met(user, theirs)
                 _met(recipients[0], mine)
+            message = Message(
+                msgid,
+                time_ms,
+                key,
+                target,
+                user.prefix,
+                user.account,
+                command,
+                text,
+                client_tags or None,
+            )
+            wait = self._history_quota(user, _stored_size(message), now)
+            if wait:
+                # nothing unrecorded is delivered (as when the disk is full): refused, to all
+                why = f"history quota exceeded; try again in {math.ceil(wait / 60)} min"
+                out.send(user, self._unstored(user, command, target, why))
+                return
             if isinstance(payload, Variants):
                 out.record(user, payload, self._unstored(user, command, target))
-            self.store.add(
-                Message(
-                    msgid,
-                    time_ms,
-                    key,
-                    target,
-                    user.prefix,
-                    user.account,
-                    command,
-                    text,
-                    client_tags or None,
-                )
-            )
+            self.store.add(message)
         echo = "echo-message" in user.caps
         if not target.startswith("#") and recipients[0] is user:
             out.broadcast(recipients, payload)  # to oneself: delivered once, echo or not
@@ -2233,13 +2244,30 @@ class State:
                 if "account-notify" in other.caps:
                     out.send(other, data)
 
-    def _unstored(self, user: User, command: str, target: str) -> bytes:
+    def _history_quota(self, user: User, size: int, now: float) -> float:
+        """Seconds before `user` may store `size` more bytes of history (0: now, and they are
+        counted against its account and its address)."""
+        address = address_key(user.host)
+        account = casefold(user.account) if user.account is not None else None
+        wait = self._history_by_address.retry_after(address, size, now)
+        if account is not None:
+            wait = max(wait, self._history_by_account.retry_after(account, size, now))
+        if wait:
+            return wait
+        self._history_by_address.take(address, size, now)
+        if account is not None:
+            self._history_by_account.take(account, size, now)
+        return 0.0
+
+    def _unstored(
+        self, user: User, command: str, target: str, why: str = "history store unavailable"
+    ) -> bytes:
         """What the sender of a message is told when its history row could not be written (disk
-        full): a standard reply, which tuichat shows (other clients show FAIL as a server line).
-        Nobody got the message, its echo neither."""
+        full, or its quota used up): a standard reply, which tuichat shows (other clients show
+        FAIL as a server line). Nobody got the message, its echo neither."""
         line = Line(
             "FAIL",
-            (command, "TEMPORARILY_UNAVAILABLE", _middle(target), "history store unavailable"),
+            (command, "TEMPORARILY_UNAVAILABLE", _middle(target), why),
             source=self.config.server_name,
         )
         return line.encode(trailing=True)
@@ -2744,6 +2772,18 @@ def _met(user: User, party: str) -> None:
             user.peers = set()
         if len(user.peers) < MAX_PEERS:
             user.peers.add(party)
+
+
+def _stored_size(message: Message) -> int:
+    """About what a message takes in the history store: its text, sender, target and tags, its
+    key once in the row and twice in the indexes, and the row's bookkeeping (ids, time)."""
+    size = 48 + len(message.msgid) + 3 * len(message.key.encode("utf-8", "replace"))
+    for text in (message.target, message.source, message.account, message.command, message.text):
+        if text:
+            size += len(text.encode("utf-8", "replace"))
+    if message.tags:
+        size += sum(len(k) + len(v) + 6 for k, v in message.tags.items())
+    return size
 
 
 def _nothing(result: object, now: float, out: Outbox) -> None:

@@ -10,6 +10,7 @@ from contextlib import closing
 from pathlib import Path
 
 from tuichat.server import Server, ServerConfig
+from tuichat.state import Config
 
 from .helpers import Connect, StartServer
 
@@ -97,3 +98,37 @@ def test_accounts_never_used_after_registering_expire(
         newcomer.expect(r"^:\S+ REGISTER SUCCESS unused ")
     finally:
         later.stop()
+
+
+def test_history_past_the_quota_is_refused_and_delivered_to_nobody(
+    start_server: StartServer, connect: Connect, db_path: Path
+) -> None:
+    state = Config()
+    state.history_quota_address = 3000  # set apart, so that older code runs the test (and fails)
+    server = start_server(ServerConfig(db=str(db_path), state=state))
+    reader = connect("reader", server=server, source="127.0.0.2")
+    reader.join("#chat")
+    speakers = [connect(f"speaker{i}", server=server) for i in range(2)]
+    for speaker in speakers:
+        speaker.join("#chat")
+    text = "x" * 300
+    refused = None
+    for i in range(12):  # two connections, one address: one quota (about 400 bytes a line)
+        speaker = speakers[i % 2]
+        speaker.send(f"PRIVMSG #chat :{i} {text}")
+        got = speaker.sync()
+        if any(" FAIL " in line for line in got):
+            refused = i
+            break
+        reader.expect(rf" PRIVMSG #chat :{i} x")
+    assert refused is not None and 5 <= refused <= 8, refused
+    fail = [line for line in got if " FAIL " in line]
+    assert fail == [
+        f":tuichat FAIL PRIVMSG TEMPORARILY_UNAVAILABLE #chat :history quota exceeded; "
+        f"try again in {fail[0].rsplit(' in ', 1)[1]}"
+    ]
+    assert not [line for line in reader.sync() if " PRIVMSG " in line]  # nobody got it
+    assert stored(db_path, "SELECT COUNT(*) FROM messages") == refused
+    # another address still speaks
+    reader.send("PRIVMSG #chat :from elsewhere")
+    speakers[0].expect(r" PRIVMSG #chat :from elsewhere$")
