@@ -592,8 +592,11 @@ class Server:
         if self.store is not None:
             # a history that cannot be pruned now (disk full) does not keep the server down:
             # the reaper tries again
-            self._pruned = Failures("startup").run(
+            startup = Failures("startup")
+            self._pruned = startup.run(
                 "pruning history", self._prune, self.clock(), retry=" (the reaper retries)"
+            ) and startup.run(
+                "expiring accounts", self._expire_accounts, self.clock(), retry=" (retried)"
             )
             log.info("history and accounts in %s", self.store.path)
         c = self.config
@@ -970,6 +973,11 @@ class Server:
                     self._prune,
                     now,
                     retry=f" (retrying in {retry:g} s)",
+                ) and failures.run(
+                    "expiring accounts",
+                    self._expire_accounts,
+                    now,
+                    retry=f" (retrying in {retry:g} s)",
                 ):
                     next_prune = now + PRUNE_EVERY
                     retry = PRUNE_RETRY
@@ -1009,14 +1017,30 @@ class Server:
         ]:
             del self._recent[host]
 
-    def _prune(self, now: float) -> None:
-        """Forget history older than --history-days and accounts unused since registration for
-        --account-expiry-days (under the state lock)."""
+    def _expire_accounts(self, now: float) -> None:
+        """Delete the accounts nobody logged in to within --account-expiry-days of registering
+        them (under the state lock), then their private history (outside it, a little at a
+        time, as their names wait to be registered again)."""
         expiry = self.config.account_expiry_days
-        if self.store is not None and expiry > 0:
-            expired = self.state.expire_accounts(now - expiry * 86400)
-            if expired:
-                log.info("accounts: removed %d never used after registration", len(expired))
+        if self.store is None or expiry <= 0:
+            return
+        with self.lock:
+            names = self.state.expire_accounts(now - expiry * 86400)
+        if not names:
+            return
+        try:
+            removed = self.store.forget_conversations(set(names))
+        finally:
+            with self.lock:
+                self.state.expired(names)
+        log.info(
+            "accounts: removed %d never used after registration, and %d private messages",
+            len(names),
+            removed,
+        )
+
+    def _prune(self, now: float) -> None:
+        """Forget history older than --history-days (under the state lock)."""
         days = self.config.history_days
         if self.store is not None and days > 0:
             removed = self.store.prune(int((now - days * 86400) * 1000))

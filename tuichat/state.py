@@ -748,6 +748,8 @@ class State:
         self._guesses_by_name = Backoff(c.login_failures, 1.0, c.login_delay_cap)
         self._guesses_by_address = Backoff(c.login_failures_per_address, 1.0, c.login_delay_cap)
         self._registrations = Quota(c.registrations_per_hour, 3600.0)  # by address
+        # expired accounts whose private history is being deleted: not to be registered yet
+        self.expiring: set[str] = set()
         self._history_by_account = Quota(c.history_quota_account, 86400.0)
         self._history_by_address = Quota(c.history_quota_address, 86400.0)
         if store is not None:
@@ -1035,17 +1037,23 @@ class State:
 
     def expire_accounts(self, before: float) -> list[str]:
         """Delete the accounts registered before `before` that nobody logged in to since, but
-        those logged in now (see Store.expire_accounts); return their folded names."""
+        those logged in now (see Store.expire_accounts); return their folded names. Their
+        names cannot be registered again until `expired` says their history is gone too."""
         if self.store is None:
             return []
         in_use = {casefold(user.account) for user in self.clients if user.account is not None}
         names = self.store.expire_accounts(int(before * 1000), in_use)
         if names:
             gone = set(names)
+            self.expiring |= gone
             for chan in self.channels.values():
                 if chan.founder in gone:
                     chan.founder = None
         return names
+
+    def expired(self, names: list[str]) -> None:
+        """The private history of the expired accounts `names` is deleted: free the names."""
+        self.expiring.difference_update(names)
 
     def forget_idle_channels(self, now: float, before: float) -> list[str]:
         """Forget the channels that nobody has been in since `before` and that have no history
@@ -2326,6 +2334,10 @@ class State:
             return
         if self.store.account(casefold(name)) is not None:
             self._fail(out, user, "REGISTER", "ACCOUNT_EXISTS", name, "Account already exists")
+            return
+        if casefold(name) in self.expiring:
+            text = "That account is being deleted; try again in a minute"
+            self._fail(out, user, "REGISTER", "TEMPORARILY_UNAVAILABLE", name, text)
             return
         address = address_key(user.host)
         if not self._registrations.take(address, 1, now):

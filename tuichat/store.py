@@ -360,32 +360,25 @@ class Store:
         with self._lock:
             self._db.execute("UPDATE accounts SET last_login = ? WHERE name = ?", (now_ms, folded))
 
-    def expire_accounts(self, before_ms: int, in_use: set[str]) -> list[str]:
+    def expire_accounts(self, before_ms: int, in_use: set[str], most: int = 1000) -> list[str]:
         """Delete the accounts registered before `before_ms` that nobody logged in to since
-        (but those `in_use`: folded names logged in now), with what they owned: their read
-        markers, their private history (a new account of the same name reads none of it) and
-        their founder status. Return the folded names deleted."""
+        (but those `in_use`: folded names logged in now), with their read markers and their
+        founder status; at most `most` a call, the oldest first. Return the folded names
+        deleted: their private history is for `forget_conversations` (outside the state lock).
+        """
         self.commit()
         with self._lock:
             rows = self._db.execute(
-                "SELECT name FROM accounts WHERE last_login IS NULL AND created < ?", (before_ms,)
+                "SELECT name FROM accounts WHERE last_login IS NULL AND created < ? "
+                "ORDER BY created LIMIT ?",
+                (before_ms, most + len(in_use)),
             ).fetchall()
-            names = [row[0] for row in rows if row[0] not in in_use]
+            names = [row[0] for row in rows if row[0] not in in_use][:most]
             if not names:
                 return []
             self._db.execute("BEGIN")
             try:
                 for name in names:
-                    # private keys are "a b", sorted: "name ..." is one index range; "... name"
-                    # needs a walk over the keys (rare: only for accounts that expire)
-                    self._db.execute(
-                        "DELETE FROM messages WHERE key >= ? AND key < ?", (f"{name} ", f"{name}!")
-                    )
-                    self._db.execute(
-                        "DELETE FROM messages WHERE key IN (SELECT DISTINCT key FROM messages "
-                        "WHERE substr(key, -?) = ?)",
-                        (len(name) + 1, f" {name}"),
-                    )
                     self._db.execute("DELETE FROM read_markers WHERE account = ?", (name,))
                     self._db.execute(
                         "UPDATE channels SET founder = NULL WHERE founder = ?", (name,)
@@ -396,6 +389,42 @@ class Store:
                 raise
             self._db.execute("COMMIT")
         return names
+
+    def forget_conversations(self, names: set[str], hops: int = 200, chunk: int = 500) -> int:
+        """Delete every private conversation of the folded account `names`; return how many
+        messages. Called outside the state lock: the store is held for `hops` index lookups or
+        `chunk` rows at a time, never for a scan. Private keys are "a b" (the parties, sorted):
+        one lookup per distinct key walks them all, and channel keys ("#...") sort before any
+        nick, so they are skipped at once."""
+        keys: list[str] = []
+        low = "$"  # past every "#channel"
+        done = False
+        while not done:
+            with self._lock:
+                for _ in range(hops):
+                    row = self._db.execute(
+                        "SELECT key FROM messages WHERE key > ? ORDER BY key LIMIT 1", (low,)
+                    ).fetchone()
+                    if row is None:
+                        done = True
+                        break
+                    low = key = str(row[0])
+                    first, space, second = key.partition(" ")
+                    if space and (first in names or second in names):
+                        keys.append(key)
+        removed = 0
+        for key in keys:
+            while True:
+                with self._lock:
+                    cursor = self._db.execute(
+                        "DELETE FROM messages WHERE seq IN "
+                        "(SELECT seq FROM messages WHERE key = ? LIMIT ?)",
+                        (key, chunk),
+                    )
+                removed += cursor.rowcount
+                if cursor.rowcount < chunk:
+                    break
+        return removed
 
     def klines(self) -> list[tuple[str, tuple[str, str, float]]]:
         with self._lock:

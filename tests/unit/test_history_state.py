@@ -1530,3 +1530,10 @@ def test_unused_accounts_expire_but_not_while_logged_in_and_founders_go_with_the
     assert net.state.channels["#kept"].founder is None
     assert net.store.account("founder") is None and net.store.account("online") is not None
     assert online.account == "online"
+    # the name waits until its private history is deleted too (Server._expire_accounts)
+    newcomer = net.cap_user("founder")
+    net.send(newcomer, f"REGISTER * * {PASSWORD}")
+    assert fail(take(newcomer)) == ("REGISTER", "TEMPORARILY_UNAVAILABLE", "founder")
+    net.state.expired(["founder"])
+    net.send(newcomer, f"REGISTER * * {PASSWORD}")
+    assert one(take(newcomer), "REGISTER").params[:2] == ("SUCCESS", "founder")

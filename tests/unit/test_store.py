@@ -272,3 +272,15 @@ def test_accounts_of_an_older_database_count_as_used_and_do_not_expire(tmp_path:
     assert store.expire_accounts(1_000, set()) == ["new"]
     assert store.account("old") is not None
     store.close()
+
+
+def test_forget_conversations_deletes_only_the_private_history_of_those_names(
+    store: Store,
+) -> None:
+    keys = ["#chan", "#unused x", "alice unused", "unused zed", "alice bob", "unused!tok bob"]
+    for i, key in enumerate(keys):
+        store.add(Message(f"id{i}", i, key, "t", "s!u@h", None, "PRIVMSG", "x"))
+    store.commit()  # the server commits before it runs the job
+    assert store.forget_conversations({"unused"}, hops=2, chunk=1) == 2
+    left = {m.key for key in keys for m in store.query(key, 10)}
+    assert left == {"#chan", "#unused x", "alice bob", "unused!tok bob"}
