@@ -67,7 +67,12 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 10
 def start(kind: str, port: int, tmp: str, db: str | None = None) -> subprocess.Popen[bytes]:
     """A fresh server listening on `port`; tuichat keeps history in `db` if given, else none."""
     if kind == "tuichat":
-        history = ["--db", db] if db else ["--no-history"]
+        # the load comes from one address: its history quota must not refuse it
+        history = (
+            ["--db", db, "--history-quota-per-address", "0", "--history-quota", "0"]
+            if db
+            else ["--no-history"]
+        )
         command = [
             sys.executable, "-m", "tuichat", "serve", "--port", str(port), *history,
             "--flood-rate", "0", "--max-clients-per-ip", "0", "--connects-per-minute", "0",

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 DEFAULT_PORT = 6667
 DEFAULT_TLS_PORT = 6697
+MIB = 1024 * 1024
 # the abuse limits: flag, default, what it bounds (documented in SECURITY.md)
 LIMITS: list[tuple[str, float, str]] = [
     ("--max-clients", 10000, "connections in total"),
@@ -38,6 +39,11 @@ LIMITS: list[tuple[str, float, str]] = [
     ("--topiclen", 390, "topic length in bytes"),
     ("--awaylen", 200, "away message length in bytes"),
     ("--kicklen", 255, "kick reason length in bytes"),
+    ("--login-failures", 5, "wrong passwords (OPER, SASL) for one name before logins slow down"),
+    ("--login-failures-per-address", 20, "wrong passwords from one address before the same"),
+    ("--registrations-per-hour", 5, "accounts registered from one address in an hour"),
+    ("--history-quota", 16, "MiB of history one account may store a day"),
+    ("--history-quota-per-address", 64, "MiB of history one address may store a day"),
 ]
 
 
@@ -201,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         metavar="DAYS",
         help="keep history this long; 0 keeps everything (default: 30)",
+    )
+    serve.add_argument(
+        "--account-expiry-days",
+        type=_non_negative,
+        default=7.0,
+        metavar="DAYS",
+        help="delete accounts nobody logged in to this long after registering them; "
+        "0 keeps them (default: 7)",
     )
     serve.add_argument(
         "--join-replay",
@@ -382,6 +396,7 @@ def serve(args: argparse.Namespace) -> int:
         sendq=args.sendq,
         db=str(db) if db is not None else None,
         history_days=args.history_days,
+        account_expiry_days=args.account_expiry_days,
         state=Config(
             server_name=args.server_name,
             network=args.network,
@@ -401,6 +416,11 @@ def serve(args: argparse.Namespace) -> int:
             join_replay=max(0, args.join_replay),
             open_registration=args.open_registration,
             require_tls_auth=args.require_tls_auth,
+            login_failures=int(args.login_failures),
+            login_failures_per_address=int(args.login_failures_per_address),
+            registrations_per_hour=int(args.registrations_per_hour),
+            history_quota_account=int(args.history_quota * MIB),
+            history_quota_address=int(args.history_quota_per_address * MIB),
         ),
     )
     try:

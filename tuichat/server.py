@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tuichat import gc_tuning, tls
+from tuichat.limits import address_key as _address_key
 from tuichat.net.protocol import Line, LineBuffer, ParseError, TooLong, parse
 from tuichat.state import Config, Outbox, State, User
 from tuichat.store import Store
@@ -73,6 +74,8 @@ class ServerConfig:
     sendq: int = DEFAULT_SENDQ
     db: str | None = None  # SQLite file for history and accounts; None keeps no history
     history_days: float = 30.0  # 0 keeps everything
+    # accounts nobody logged in to after registering them are deleted this long after (0: never)
+    account_expiry_days: float = 7.0
     state: Config = field(default_factory=Config)
 
 
@@ -519,18 +522,6 @@ class Writer(threading.Thread):
         conn.sock.close()
 
 
-def _address_key(host: str) -> str:
-    """What the per-address limits count: an IPv4 address, or an IPv6 /64 (one is cheap to get
-    a whole /64 of addresses)."""
-    if ":" not in host:
-        return host
-    try:
-        packed = socket.inet_pton(socket.AF_INET6, host.split("%", 1)[0])
-    except OSError:
-        return host
-    return packed[:8].hex() + "::/64"
-
-
 def _listen(host: str, port: int) -> socket.socket:
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     family, _, _, _, address = infos[0]
@@ -601,8 +592,11 @@ class Server:
         if self.store is not None:
             # a history that cannot be pruned now (disk full) does not keep the server down:
             # the reaper tries again
-            self._pruned = Failures("startup").run(
+            startup = Failures("startup")
+            self._pruned = startup.run(
                 "pruning history", self._prune, self.clock(), retry=" (the reaper retries)"
+            ) and startup.run(
+                "expiring accounts", self._expire_accounts, self.clock(), retry=" (retried)"
             )
             log.info("history and accounts in %s", self.store.path)
         c = self.config
@@ -985,6 +979,11 @@ class Server:
                     self._prune,
                     now,
                     retry=f" (retrying in {retry:g} s)",
+                ) and failures.run(
+                    "expiring accounts",
+                    self._expire_accounts,
+                    now,
+                    retry=f" (retrying in {retry:g} s)",
                 ):
                     next_prune = now + PRUNE_EVERY
                     retry = PRUNE_RETRY
@@ -1023,6 +1022,28 @@ class Server:
             host for host, times in self._recent.items() if not times or times[-1] < cutoff
         ]:
             del self._recent[host]
+
+    def _expire_accounts(self, now: float) -> None:
+        """Delete the accounts nobody logged in to within --account-expiry-days of registering
+        them (under the state lock), then their private history (outside it, a little at a
+        time, as their names wait to be registered again)."""
+        expiry = self.config.account_expiry_days
+        if self.store is None or expiry <= 0:
+            return
+        with self.lock:
+            names = self.state.expire_accounts(now - expiry * 86400)
+        if not names:
+            return
+        try:
+            removed = self.store.forget_conversations(set(names))
+        finally:
+            with self.lock:
+                self.state.expired(names)
+        log.info(
+            "accounts: removed %d never used after registration, and %d private messages",
+            len(names),
+            removed,
+        )
 
     def _prune(self, now: float) -> None:
         """Forget history older than --history-days (under the state lock)."""

@@ -12,6 +12,7 @@ import binascii
 import calendar
 import hmac
 import itertools
+import math
 import secrets
 import time
 from collections import deque
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from tuichat import __version__
+from tuichat.limits import Backoff, Quota, address_key
 from tuichat.net import protocol as p
 from tuichat.net.protocol import Line, casefold, escape_tag_value
 from tuichat.store import (
@@ -34,7 +36,7 @@ from tuichat.store import (
 )
 
 MAX_INVITES = 100  # invitations one channel holds
-MAX_MARKERS = 1000  # read markers kept for a user without an account
+MAX_MARKERS = 1000  # read markers kept per account (in the store) or guest (in memory)
 MAX_PEERS = 1000  # conversations of a guest that follow them into an account they log in to
 MAX_SASL_FAILURES = 3  # wrong passwords before the connection is closed
 CHANNEL_MODES = "imnst"  # flags without a parameter
@@ -75,6 +77,16 @@ class Config:
     open_registration: bool = True
     require_tls_auth: bool = False
     nick_grace: float = 30.0  # seconds to log in before a registered nick is taken away
+    # password guessing (OPER, SASL): wrong passwords for one account or operator name, and from
+    # one address, before each further attempt waits 1 s, doubling up to login_delay_cap
+    login_failures: int = 5
+    login_failures_per_address: int = 20
+    login_delay_cap: float = 300.0
+    registrations_per_hour: int = 5  # accounts registered from one address (0: no bound)
+    # bytes of history one account, and one address (logged in or not), may store a day (a
+    # bucket: that much at once, then as fast as it drains); past it a message is refused
+    history_quota_account: int = 16 * 1024 * 1024
+    history_quota_address: int = 64 * 1024 * 1024
 
 
 class Sink(Protocol):
@@ -732,6 +744,15 @@ class State:
         self.channels: dict[str, Channel] = {}
         self.whowas: deque[WhowasEntry] = deque(maxlen=self.config.whowas)
         self._guests: dict[str, User] = {}  # party -> the guest it belongs to, while connected
+        c = self.config
+        # wrong passwords (OPER and SASL) by account or operator name, and by address
+        self._guesses_by_name = Backoff(c.login_failures, 1.0, c.login_delay_cap)
+        self._guesses_by_address = Backoff(c.login_failures_per_address, 1.0, c.login_delay_cap)
+        self._registrations = Quota(c.registrations_per_hour, 3600.0)  # by address
+        # expired accounts whose private history is being deleted: not to be registered yet
+        self.expiring: set[str] = set()
+        self._history_by_account = Quota(c.history_quota_account, 86400.0)
+        self._history_by_address = Quota(c.history_quota_address, 86400.0)
         if store is not None:
             for stored in store.channels():
                 self.channels[casefold(stored.name)] = _restored(stored)
@@ -1014,6 +1035,26 @@ class State:
             and user.account is not None
             and casefold(user.account) == chan.founder
         )
+
+    def expire_accounts(self, before: float) -> list[str]:
+        """Delete the accounts registered before `before` that nobody logged in to since, but
+        those logged in now (see Store.expire_accounts); return their folded names. Their
+        names cannot be registered again until `expired` says their history is gone too."""
+        if self.store is None:
+            return []
+        in_use = {casefold(user.account) for user in self.clients if user.account is not None}
+        names = self.store.expire_accounts(int(before * 1000), in_use)
+        if names:
+            gone = set(names)
+            self.expiring |= gone
+            for chan in self.channels.values():
+                if chan.founder in gone:
+                    chan.founder = None
+        return names
+
+    def expired(self, names: list[str]) -> None:
+        """The private history of the expired accounts `names` is deleted: free the names."""
+        self.expiring.difference_update(names)
 
     def forget_idle_channels(self, now: float, before: float) -> list[str]:
         """Forget the channels that nobody has been in since `before` and that have no history
@@ -1610,21 +1651,26 @@ class State:
                 key = _private_key(mine, theirs)
                 _met(user, theirs)
                 _met(recipients[0], mine)
+            message = Message(
+                msgid,
+                time_ms,
+                key,
+                target,
+                user.prefix,
+                user.account,
+                command,
+                text,
+                client_tags or None,
+            )
+            wait = self._history_quota(user, _stored_size(message), now)
+            if wait:
+                # nothing unrecorded is delivered (as when the disk is full): refused, to all
+                why = f"history quota exceeded; try again in {math.ceil(wait / 60)} min"
+                out.send(user, self._unstored(user, command, target, why))
+                return
             if isinstance(payload, Variants):
                 out.record(user, payload, self._unstored(user, command, target))
-            self.store.add(
-                Message(
-                    msgid,
-                    time_ms,
-                    key,
-                    target,
-                    user.prefix,
-                    user.account,
-                    command,
-                    text,
-                    client_tags or None,
-                )
-            )
+            self.store.add(message)
         echo = "echo-message" in user.caps
         if not target.startswith("#") and recipients[0] is user:
             out.broadcast(recipients, payload)  # to oneself: delivered once, echo or not
@@ -2007,12 +2053,35 @@ class State:
 
     # -- operators --------------------------------------------------------------------------------
 
+    def _guess_wait(self, user: User, name: tuple[str, str], now: float) -> int:
+        """Whole seconds before `user` may try another password for `name`, by the failures
+        for that name and from that address (0: now)."""
+        wait = max(
+            self._guesses_by_name.wait(name, now),
+            self._guesses_by_address.wait(address_key(user.host), now),
+        )
+        return math.ceil(wait)
+
+    def _guessed(self, user: User, name: tuple[str, str], now: float) -> None:
+        """One more wrong password (or one about to be checked) for `name` from `user`."""
+        self._guesses_by_name.failed(name, now)
+        self._guesses_by_address.failed(address_key(user.host), now)
+
     def _oper(self, user: User, line: Line, now: float, out: Outbox) -> None:
         name, password = line.params[0], line.params[1]
+        key = ("oper", name)
+        wait = self._guess_wait(user, key, now)
+        if wait:
+            # refused unchecked: no guess gets through while it waits
+            text = f"Too many failed attempts; try again in {wait} seconds"
+            self._reply(out, user, p.ERR_NOOPERHOST, text)
+            return
         expected = self.config.opers.get(name)
         if expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
+            self._guessed(user, key, now)
             self._reply(out, user, p.ERR_PASSWDMISMATCH, "Password incorrect")
             return
+        self._guesses_by_name.succeeded(key)
         self._reply(out, user, p.RPL_YOUREOPER, "You are now an IRC operator")
         if "o" not in user.modes:
             user.modes.add("o")
@@ -2132,11 +2201,21 @@ class State:
         if authzid and casefold(authzid) != casefold(authcid):
             self._reply(out, user, p.ERR_SASLFAIL, "SASL authentication failed")
             return
-        self._check_login(user, name, password, out)
+        self._check_login(user, name, password, now, out)
 
-    def _check_login(self, user: User, name: str, password: str, out: Outbox) -> None:
+    def _check_login(self, user: User, name: str, password: str, now: float, out: Outbox) -> None:
         """Verify a password outside the state lock, then log in or fail."""
         assert self.store is not None
+        key = ("account", casefold(name))
+        wait = self._guess_wait(user, key, now)
+        if wait:
+            # refused unchecked, and not one of this connection's failures: nothing was guessed
+            text = f"Too many failed logins; try again in {wait} seconds"
+            self._reply(out, user, p.ERR_SASLFAIL, text)
+            return
+        # counted before the check, which runs outside the lock: a burst of attempts from many
+        # connections at once cannot all pass before the first failure is known
+        self._guessed(user, key, now)
         found = self.store.account(casefold(name))
         if found is None:
             # hash anyway, so a missing account takes as long as a wrong password
@@ -2148,6 +2227,11 @@ class State:
             return check_password(password, salt, digest) and found is not None
 
         def then(ok: object, now: float, follow: Outbox) -> None:
+            if ok:
+                self._guesses_by_name.succeeded(key)
+                self._guesses_by_address.forgive(address_key(user.host), now)
+                assert self.store is not None
+                self.store.logged_in(casefold(display), int(now * 1000))
             if user.gone:
                 return
             if ok:
@@ -2176,13 +2260,30 @@ class State:
                 if "account-notify" in other.caps:
                     out.send(other, data)
 
-    def _unstored(self, user: User, command: str, target: str) -> bytes:
+    def _history_quota(self, user: User, size: int, now: float) -> float:
+        """Seconds before `user` may store `size` more bytes of history (0: now, and they are
+        counted against its account and its address)."""
+        address = address_key(user.host)
+        account = casefold(user.account) if user.account is not None else None
+        wait = self._history_by_address.retry_after(address, size, now)
+        if account is not None:
+            wait = max(wait, self._history_by_account.retry_after(account, size, now))
+        if wait:
+            return wait
+        self._history_by_address.take(address, size, now)
+        if account is not None:
+            self._history_by_account.take(account, size, now)
+        return 0.0
+
+    def _unstored(
+        self, user: User, command: str, target: str, why: str = "history store unavailable"
+    ) -> bytes:
         """What the sender of a message is told when its history row could not be written (disk
-        full): a standard reply, which tuichat shows (other clients show FAIL as a server line).
-        Nobody got the message, its echo neither."""
+        full, or its quota used up): a standard reply, which tuichat shows (other clients show
+        FAIL as a server line). Nobody got the message, its echo neither."""
         line = Line(
             "FAIL",
-            (command, "TEMPORARILY_UNAVAILABLE", _middle(target), "history store unavailable"),
+            (command, "TEMPORARILY_UNAVAILABLE", _middle(target), why),
             source=self.config.server_name,
         )
         return line.encode(trailing=True)
@@ -2241,6 +2342,16 @@ class State:
             return
         if self.store.account(casefold(name)) is not None:
             self._fail(out, user, "REGISTER", "ACCOUNT_EXISTS", name, "Account already exists")
+            return
+        if casefold(name) in self.expiring:
+            text = "That account is being deleted; try again in a minute"
+            self._fail(out, user, "REGISTER", "TEMPORARILY_UNAVAILABLE", name, text)
+            return
+        address = address_key(user.host)
+        if not self._registrations.take(address, 1, now):
+            minutes = math.ceil(self._registrations.retry_after(address, 1, now) / 60)
+            text = f"Too many accounts registered from your address; try again in {minutes} min"
+            self._fail(out, user, "REGISTER", "TEMPORARILY_UNAVAILABLE", name, text)
             return
         salt = new_salt()
 
@@ -2519,6 +2630,18 @@ class State:
         line = Line("MARKREAD", (_middle(target), stamp), source=self.config.server_name)
         out.send(user, line.encode())
 
+    def _marker_target(self, user: User, target: str, key: str) -> bool:
+        """Whether `user` has a conversation `target` (its history key `key`) to mark as read:
+        a channel they are in, or a private conversation with stored history (without history,
+        a nick that is online)."""
+        if target.startswith("#"):
+            return key in user.channels
+        if not p.is_valid_nick(target, self.config.nicklen):
+            return False
+        if self.store is None:
+            return self.find_user(target) is not None
+        return self.store.has_messages(key)
+
     def _markread(self, user: User, line: Line, now: float, out: Outbox) -> None:
         target = line.params[0]
         if len(line.params) == 1:
@@ -2530,8 +2653,13 @@ class State:
             self._fail(out, user, "MARKREAD", "INVALID_PARAMS", target, "Invalid timestamp")
             return
         key = self._marker_key(user, target)
+        if not self._marker_target(user, target, key):
+            # no rows for made-up targets: only a conversation the user has can be marked
+            text = "No such conversation to mark"
+            self._fail(out, user, "MARKREAD", "INVALID_PARAMS", target, text)
+            return
         if user.account is not None and self.store is not None:
-            self.store.set_read_marker(casefold(user.account), key, ms)
+            self.store.set_read_marker(casefold(user.account), key, ms, MAX_MARKERS)
             account = casefold(user.account)
             sessions = [
                 other
@@ -2708,6 +2836,18 @@ def _read_history(
     if upper(0) <= upper(1):
         return store.query(key, limit, after=lower(0), before=upper(1), newest=False)
     return store.query(key, limit, after=lower(1), before=upper(0))
+
+
+def _stored_size(message: Message) -> int:
+    """About what a message takes in the history store: its text, sender, target and tags, its
+    key once in the row and twice in the indexes, and the row's bookkeeping (ids, time)."""
+    size = 48 + len(message.msgid) + 3 * len(message.key.encode("utf-8", "replace"))
+    for text in (message.target, message.source, message.account, message.command, message.text):
+        if text:
+            size += len(text.encode("utf-8", "replace"))
+    if message.tags:
+        size += sum(len(k) + len(v) + 6 for k, v in message.tags.items())
+    return size
 
 
 def _nothing(result: object, now: float, out: Outbox) -> None:

@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS accounts (
     display TEXT NOT NULL,
     salt BLOB NOT NULL,
     hash BLOB NOT NULL,
-    created INTEGER NOT NULL
+    created INTEGER NOT NULL,
+    last_login INTEGER              -- ms of the last SASL login; NULL: never since REGISTER
 );
 CREATE TABLE IF NOT EXISTS klines (
     mask TEXT PRIMARY KEY,
@@ -187,6 +188,11 @@ class Store:
         self._db.executescript(SCHEMA)
         self._db.executescript(CHANNEL_SCHEMA)
         self._upgrade()
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(accounts)")}
+        if "last_login" not in columns:  # a database from before accounts could expire
+            self._db.execute("ALTER TABLE accounts ADD COLUMN last_login INTEGER")
+            # the accounts it has were in use then: none of them expires for being unused
+            self._db.execute("UPDATE accounts SET last_login = created")
         self._lock = threading.Lock()
         # read-only connections for history, opened when first needed (none on ":memory:")
         self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
@@ -351,6 +357,11 @@ class Store:
                 cursor = self._db.execute("DELETE FROM messages WHERE time < ?", (before_ms,))
                 # a conversation whose latest message went has none left
                 self._db.execute("DELETE FROM conversations WHERE time < ?", (before_ms,))
+                # read markers go with the last of their conversation's history
+                self._db.execute(
+                    "DELETE FROM read_markers WHERE NOT EXISTS "
+                    "(SELECT 1 FROM messages WHERE messages.key = read_markers.key)"
+                )
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
@@ -490,6 +501,79 @@ class Store:
                 return False
             return True
 
+    def logged_in(self, folded: str, now_ms: int) -> None:
+        """Someone logged in to the account (SASL): it is in use."""
+        with self._lock:
+            self._db.execute("UPDATE accounts SET last_login = ? WHERE name = ?", (now_ms, folded))
+
+    def expire_accounts(self, before_ms: int, in_use: set[str], most: int = 1000) -> list[str]:
+        """Delete the accounts registered before `before_ms` that nobody logged in to since
+        (but those `in_use`: folded names logged in now), with their read markers and their
+        founder status; at most `most` a call, the oldest first. Return the folded names
+        deleted: their private history is for `forget_conversations` (outside the state lock).
+        """
+        self.commit()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name FROM accounts WHERE last_login IS NULL AND created < ? "
+                "ORDER BY created LIMIT ?",
+                (before_ms, most + len(in_use)),
+            ).fetchall()
+            names = [row[0] for row in rows if row[0] not in in_use][:most]
+            if not names:
+                return []
+            self._db.execute("BEGIN")
+            try:
+                for name in names:
+                    self._db.execute("DELETE FROM read_markers WHERE account = ?", (name,))
+                    self._db.execute(
+                        "UPDATE channels SET founder = NULL WHERE founder = ?", (name,)
+                    )
+                    self._db.execute("DELETE FROM accounts WHERE name = ?", (name,))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return names
+
+    def forget_conversations(self, names: set[str], hops: int = 200, chunk: int = 500) -> int:
+        """Delete every private conversation of the folded account `names`; return how many
+        messages. Called outside the state lock: the store is held for `hops` index lookups or
+        `chunk` rows at a time, never for a scan. Private keys are "a b" (the parties, sorted):
+        one lookup per distinct key walks them all, and channel keys ("#...") sort before any
+        nick, so they are skipped at once."""
+        keys: list[str] = []
+        low = "$"  # past every "#channel"
+        done = False
+        while not done:
+            with self._lock:
+                for _ in range(hops):
+                    row = self._db.execute(
+                        "SELECT key FROM messages WHERE key > ? ORDER BY key LIMIT 1", (low,)
+                    ).fetchone()
+                    if row is None:
+                        done = True
+                        break
+                    low = key = str(row[0])
+                    first, space, second = key.partition(" ")
+                    if space and (first in names or second in names):
+                        keys.append(key)
+        removed = 0
+        for key in keys:
+            while True:
+                with self._lock:
+                    cursor = self._db.execute(
+                        "DELETE FROM messages WHERE seq IN "
+                        "(SELECT seq FROM messages WHERE key = ? LIMIT ?)",
+                        (key, chunk),
+                    )
+                removed += cursor.rowcount
+                if cursor.rowcount < chunk:
+                    with self._lock:  # nor is it listed by TARGETS any more
+                        self._db.execute("DELETE FROM conversations WHERE key = ?", (key,))
+                    break
+        return removed
+
     def klines(self) -> list[tuple[str, tuple[str, str, float]]]:
         with self._lock:
             rows = self._db.execute("SELECT mask, reason, setter, expires FROM klines").fetchall()
@@ -515,9 +599,23 @@ class Store:
             ).fetchone()
         return int(row[0]) if row else None
 
-    def set_read_marker(self, account: str, key: str, time_ms: int) -> int:
-        """Move the marker forward only; return where it is."""
+    def set_read_marker(self, account: str, key: str, time_ms: int, cap: int = 0) -> int:
+        """Move the marker forward only; return where it is. An account keeps at most `cap`
+        markers (0: no bound): a new one beyond it replaces the one set longest ago."""
         with self._lock:
+            if cap > 0:
+                exists = self._db.execute(
+                    "SELECT 1 FROM read_markers WHERE account = ? AND key = ?", (account, key)
+                ).fetchone()
+                (count,) = self._db.execute(
+                    "SELECT COUNT(*) FROM read_markers WHERE account = ?", (account,)
+                ).fetchone()
+                if exists is None and count >= cap:
+                    self._db.execute(
+                        "DELETE FROM read_markers WHERE rowid IN (SELECT rowid FROM read_markers "
+                        "WHERE account = ? ORDER BY time LIMIT ?)",
+                        (account, count - cap + 1),
+                    )
             self._db.execute(
                 "INSERT INTO read_markers (account, key, time) VALUES (?, ?, ?) "
                 "ON CONFLICT (account, key) DO UPDATE SET time = MAX(time, excluded.time)",

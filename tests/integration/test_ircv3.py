@@ -290,10 +290,12 @@ def test_read_markers(history_server: Server, connect: Connect) -> None:
     reader = modern(connect, history_server, "reader")
     reader.send("MARKREAD #rm")
     reader.expect(r"^:tuichat MARKREAD #rm \*$")
+    reader.join("#rm")  # markers are for conversations one has (a channel one is in)
     reader.send("MARKREAD #rm timestamp=2026-01-02T03:04:05.678Z")
     reader.expect(r"^:tuichat MARKREAD #rm timestamp=2026-01-02T03:04:05\.678Z$")
     reader.send("MARKREAD #rm timestamp=2020-01-01T00:00:00.000Z")
     reader.expect(r"^:tuichat MARKREAD #rm timestamp=2026-01-02T03:04:05\.678Z$")
+    reader.send("PART #rm")
     reader.send("JOIN #rm")
     markers = [line for line in reader.sync() if " MARKREAD " in line]
     assert markers == [":tuichat MARKREAD #rm timestamp=2026-01-02T03:04:05.678Z"]

@@ -1459,6 +1459,8 @@ def test_labeled_register_reply_carries_the_label(net: HistoryNet) -> None:
 
 def test_markread_get_set_and_only_forward(net: HistoryNet) -> None:
     user = net.cap_user("reader", "draft/read-marker")
+    net.send(user, "JOIN #m")
+    take(user)
     net.send(user, "MARKREAD #m")
     assert take_raw(user) == [":tuichat MARKREAD #m *"]
     stamp = "timestamp=2026-01-02T03:04:05.678Z"
@@ -1479,7 +1481,9 @@ def test_markread_get_set_and_only_forward(net: HistoryNet) -> None:
 
 def test_markread_is_sent_on_join(net: HistoryNet, bob: User) -> None:
     user = net.cap_user("reader", "draft/read-marker")
+    net.send(user, "JOIN #m")
     net.send(user, "MARKREAD #m timestamp=2026-01-02T03:04:05.678Z")
+    net.send(user, "PART #m")
     take(user)
     net.send(user, "JOIN #m")
     markers = of(take(user), "MARKREAD")
@@ -1499,6 +1503,8 @@ def test_read_markers_of_an_account_outlive_the_connection(net: HistoryNet) -> N
     net.account("reader")
     first = net.login("reader", "draft/read-marker")
     stamp = "timestamp=2026-01-02T03:04:05.678Z"
+    net.send(first, "JOIN #m")
+    net.send(first, "PRIVMSG #m :kept, so that #m outlives its members")
     net.send(first, f"MARKREAD #m {stamp}")
     net.disconnect(first)
     second = net.login("reader", "draft/read-marker")
@@ -1506,6 +1512,7 @@ def test_read_markers_of_an_account_outlive_the_connection(net: HistoryNet) -> N
     assert [line.params for line in of(take(second), "MARKREAD")] == [("#m", stamp)]
     # a user without an account has markers for this connection only
     anon = net.cap_user("anon", "draft/read-marker")
+    net.send(anon, "JOIN #m")
     net.send(anon, f"MARKREAD #m {stamp}")
     net.disconnect(anon)
     again = net.cap_user("anon", "draft/read-marker")
@@ -1522,8 +1529,40 @@ def test_markread_reaches_the_other_clients_of_the_account(net: HistoryNet) -> N
     assert laptop.account == "reader"
     take(laptop)
     stamp = "timestamp=2026-01-02T03:04:05.678Z"
+    net.send(phone, "JOIN #m")
     net.send(phone, f"MARKREAD #m {stamp}")
     assert take_raw(laptop) == [f":tuichat MARKREAD #m {stamp}"]
+
+
+def test_markread_for_a_conversation_one_does_not_have_is_refused_and_not_stored(
+    net: HistoryNet, bob: User
+) -> None:
+    net.account("reader")
+    user = net.login("reader", "draft/read-marker")
+    stamp = "timestamp=2026-01-02T03:04:05.678Z"
+    for target in ("#made-up", "nobody", "bob", "#m"):  # bob: online, but no conversation
+        net.send(user, f"MARKREAD {target} {stamp}")
+        assert fail(take(user)) == ("MARKREAD", "INVALID_PARAMS", target)
+    net.send(bob, "JOIN #m")
+    net.send(user, "PRIVMSG bob :hello")
+    take(user)
+    net.send(user, f"MARKREAD bob {stamp}")
+    assert take_raw(user) == [f":tuichat MARKREAD bob {stamp}"]
+    assert net.store.read_marker("reader", "#made-up") is None
+    assert net.store.read_marker("reader", "#m") is None
+
+
+def test_read_markers_are_capped_per_account_and_pruned_with_history() -> None:
+    from tuichat.store import Message, Store
+
+    store = Store()
+    for i in range(5):
+        store.add(Message(f"id{i}", 1000 + i, f"#c{i}", f"#c{i}", "a!a@h", None, "PRIVMSG", "x"))
+        store.set_read_marker("reader", f"#c{i}", 2000 + i, cap=3)
+    kept = [i for i in range(5) if store.read_marker("reader", f"#c{i}") is not None]
+    assert kept == [2, 3, 4]  # the marker set longest ago goes
+    store.prune(1003)  # history of #c0..#c2 gone: their markers with it
+    assert [i for i in range(5) if store.read_marker("reader", f"#c{i}") is not None] == [3, 4]
 
 
 def test_three_wrong_passwords_close_the_connection(net: HistoryNet) -> None:
@@ -1538,3 +1577,30 @@ def test_three_wrong_passwords_close_the_connection(net: HistoryNet) -> None:
         net.send(guesser, f"AUTHENTICATE {token}")
     assert guesser.gone
     assert sink_of(guesser).closed == ["Closing link (Too many failed logins)"]
+
+
+def test_unused_accounts_expire_but_not_while_logged_in_and_founders_go_with_them(
+    net: HistoryNet,
+) -> None:
+    for name in ("online", "founder"):
+        net.account(name)  # registered at time 0, never logged in to since
+    online = net.login("online")  # logged in now: in use, and touched
+    net.store._db.execute("UPDATE accounts SET last_login = NULL")  # as if right after REGISTER
+    founder = net.cap_user("founder", "sasl")
+    founder.account = "founder"  # the REGISTER connection, logged in: not expiring yet
+    net.send(founder, "JOIN #kept")
+    net.send(founder, "PRIVMSG #kept :history keeps #kept")
+    assert net.state.channels["#kept"].founder == "founder"
+    assert net.state.expire_accounts(1.0) == []
+    net.disconnect(founder)
+    assert net.state.expire_accounts(1.0) == ["founder"]
+    assert net.state.channels["#kept"].founder is None
+    assert net.store.account("founder") is None and net.store.account("online") is not None
+    assert online.account == "online"
+    # the name waits until its private history is deleted too (Server._expire_accounts)
+    newcomer = net.cap_user("founder")
+    net.send(newcomer, f"REGISTER * * {PASSWORD}")
+    assert fail(take(newcomer)) == ("REGISTER", "TEMPORARILY_UNAVAILABLE", "founder")
+    net.state.expired(["founder"])
+    net.send(newcomer, f"REGISTER * * {PASSWORD}")
+    assert one(take(newcomer), "REGISTER").params[:2] == ("SUCCESS", "founder")

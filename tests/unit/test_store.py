@@ -416,3 +416,34 @@ def test_a_file_store_reads_history_on_read_only_connections(file_store: Store) 
         with pytest.raises(sqlite3.OperationalError, match=r"readonly"):
             db.execute("DELETE FROM messages")
     assert texts(file_store.query("#chan", 10)) == ["one"]
+
+
+def test_accounts_of_an_older_database_count_as_used_and_do_not_expire(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path)) as db:
+        db.execute(
+            "CREATE TABLE accounts (name TEXT PRIMARY KEY, display TEXT NOT NULL, "
+            "salt BLOB NOT NULL, hash BLOB NOT NULL, created INTEGER NOT NULL)"
+        )
+        db.execute("INSERT INTO accounts VALUES ('old', 'Old', x'00', x'00', 5)")
+        db.commit()
+    store = Store(path)
+    assert store.create_account("new", "New", b"s", b"h", 10)
+    assert store.expire_accounts(1_000, set()) == ["new"]
+    assert store.account("old") is not None
+    store.close()
+
+
+def test_forget_conversations_deletes_only_the_private_history_of_those_names(
+    store: Store,
+) -> None:
+    keys = ["#chan", "#unused x", "alice unused", "unused zed", "alice bob", "unused!tok bob"]
+    for i, key in enumerate(keys):
+        store.add(Message(f"id{i}", i, key, "t", "s!u@h", None, "PRIVMSG", "x"))
+    store.commit()  # the server commits before it runs the job
+    assert store.forget_conversations({"unused"}, hops=2, chunk=1) == 2
+    left = {m.key for key in keys for m in store.query(key, 10)}
+    assert left == {"#chan", "#unused x", "alice bob", "unused!tok bob"}
+    # nor does TARGETS list what went
+    assert store.targets([], "alice", 0, FAR, 10) == [("alice bob", "bob", 4)]
+    assert store.targets([], "zed", 0, FAR, 10) == []
