@@ -47,6 +47,8 @@ FULL_GC_EVERY = 3600.0  # seconds between full collections of frozen objects (gc
 PRUNE_EVERY = 3600.0  # seconds between prunings of old history
 PRUNE_RETRY = 60.0  # after a failed pruning, the first wait; it doubles up to PRUNE_EVERY
 REPEAT_LOG = 600.0  # a job that keeps failing is logged again at most this often
+# how long stop() waits for the state lock before it shuts down without it
+STOP_LOCK_WAIT = 0.5
 
 
 @dataclass
@@ -579,6 +581,9 @@ class Server:
         self._pruned = False  # whether start() pruned the history
         self._store_down = False  # the last commit of history failed (under the state lock)
         self._stopping = threading.Event()
+        # set by stop() when it had to go on without the state lock: some thread is stuck, and a
+        # process that wants to exit now must not wait for it (`tuichat serve` exits at once)
+        self.stalled = False
         self._wake_r, self._wake_w = os.pipe()
         self.address: tuple[str, int] = ("", 0)
 
@@ -652,10 +657,20 @@ class Server:
             os.write(self._wake_w, b"x")
         if self._accepter is not None:
             self._accepter.join(max(0.0, deadline - time.monotonic()))
-        with self.lock:
+        # a thread stuck under the state lock (in SQLite behind another process's lock, say)
+        # must not keep the server up: past STOP_LOCK_WAIT, shut down without the lock
+        wait = max(0.0, min(STOP_LOCK_WAIT, deadline - time.monotonic()))
+        locked = self.lock.acquire(timeout=wait)
+        try:
             # everyone leaves at once: nobody needs to hear of the others' QUITs
             self.state.closing = True
-            connections = list(self._connections)
+            connections = list(self._connections)  # one C call: safe without the lock
+        finally:
+            if locked:
+                self.lock.release()
+        if not locked:
+            self.stalled = True
+            log.warning("stopping without the state lock: a request has held it for %g s", wait)
         for conn in connections:
             conn.close_reason = message
             conn.close(message)
@@ -676,7 +691,7 @@ class Server:
                 with contextlib.suppress(OSError):
                     conn.sock.shutdown(socket.SHUT_RDWR)
                 conn.sock.close()
-        if self.store is not None and self.lock.acquire(timeout=0.2):
+        if self.store is not None and self.lock.acquire(timeout=0.0 if self.stalled else 0.2):
             try:
                 self.store.close()
             finally:
