@@ -231,6 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="output queued per client before it is dropped (default: 1048576)",
     )
     serve.add_argument(
+        "--max-output-memory",
+        type=_non_negative,
+        default=256 * 1024 * 1024,
+        metavar="BYTES",
+        help="output queued for all clients together; past it the largest queues are dropped "
+        "(default: 268435456; 0: no bound)",
+    )
+    serve.add_argument(
         "--ping-interval",
         type=_positive(float),
         default=90.0,
@@ -383,6 +391,7 @@ def serve(args: argparse.Namespace) -> int:
         flood_rate=args.flood_rate,
         flood_queue=int(args.flood_queue) or 1_000_000,
         sendq=args.sendq,
+        max_output_memory=int(args.max_output_memory),
         db=str(db) if db is not None else None,
         history_days=args.history_days,
         state=Config(

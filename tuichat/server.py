@@ -33,6 +33,10 @@ log = logging.getLogger("tuichat.server")
 
 DEFAULT_PORT = 6667
 DEFAULT_SENDQ = 1024 * 1024
+# output held for all clients together; past it the largest queues are cut off until they hold
+# TRIM_TO of it (1,000 clients that stop reading would otherwise hold 1 MiB each)
+DEFAULT_MAX_OUTPUT_MEMORY = 256 * 1024 * 1024
+TRIM_TO = 0.9
 RECV_SIZE = 16384
 IDLE_RECV_SIZE = 512
 HANDSHAKE_TIMEOUT = 10.0
@@ -73,6 +77,7 @@ class ServerConfig:
     # certificate from a CA, never for the self-signed one
     sts: bool = False
     sendq: int = DEFAULT_SENDQ
+    max_output_memory: int = DEFAULT_MAX_OUTPUT_MEMORY  # all clients' output together; 0: none
     db: str | None = None  # SQLite file for history and accounts; None keeps no history
     history_days: float = 30.0  # 0 keeps everything
     state: Config = field(default_factory=Config)
@@ -276,6 +281,7 @@ class Connection:
         "retired",
         "closed",
         "pending",
+        "counted",
         "watched",
         "tls",
         "_server",
@@ -302,6 +308,7 @@ class Connection:
         self.retired = False
         self.closed = False
         self.pending: bytearray | None = None
+        self.counted = 0  # how much of `pending` the writer's `held` counts
         self.watched = False
 
     def queued(self) -> int:
@@ -362,8 +369,12 @@ class Writer(threading.Thread):
     """The one thread that sends: pops dirty connections, sends each one's whole buffer in one
     non-blocking `send`, and waits on a selector for sockets that could not take everything."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: OutputBudget | None = None) -> None:
         super().__init__(name="tuichat-writer", daemon=True)
+        self.budget = budget
+        # bytes this writer holds for its connections (their `pending`); only this thread changes
+        # it, so counting costs no lock
+        self.held = 0
         self._ready: collections.deque[Connection] = collections.deque()
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
@@ -468,6 +479,23 @@ class Writer(threading.Thread):
     def _flush(self, conn: Connection) -> None:
         if conn.closed:
             return
+        retired = False
+        try:
+            retired = self._send(conn)
+        finally:
+            held = len(conn.pending) if conn.pending is not None else 0
+            grown = held - conn.counted
+            if grown:
+                conn.counted = held
+                self.held += grown
+        if retired:
+            self._close(conn)
+        elif grown > 0 and self.budget is not None:
+            self.budget.check()
+
+    def _send(self, conn: Connection) -> bool:
+        """Send what `conn` has, keeping the rest writer-side; True if it was retired before
+        its buffer was taken (nothing more can come: it is to be closed)."""
         with conn.lock:
             data = conn.outbuf
             if data:
@@ -502,13 +530,14 @@ class Writer(threading.Thread):
             else:
                 conn.pending = data[sent:]
         if retired:
-            self._close(conn)
-        elif conn.pending is not None and not conn.watched:
+            return True
+        if conn.pending is not None and not conn.watched:
             self._selector.register(conn.fd, selectors.EVENT_WRITE, conn)
             conn.watched = True
         elif conn.pending is None and conn.watched:
             self._selector.unregister(conn.fd)
             conn.watched = False
+        return False
 
     def _close(self, conn: Connection) -> None:
         if conn.watched:
@@ -516,9 +545,79 @@ class Writer(threading.Thread):
             conn.watched = False
         conn.closed = True
         conn.pending = None
+        self.held -= conn.counted
+        conn.counted = 0
         with contextlib.suppress(OSError):
             conn.sock.shutdown(socket.SHUT_RDWR)
         conn.sock.close()
+
+
+class OutputBudget:
+    """The bound on the output held for all clients together (`--max-output-memory`).
+
+    The writers count what they hold (the part of a client's queue its socket would not take:
+    where a client that stops reading piles up); when a writer's count grows and the sum of the
+    counts passes the bound, the connections with the largest queues are cut off with `SendQ
+    exceeded`, largest first, until the rest holds TRIM_TO of the bound. A delivery costs nothing
+    here and a writer's flush two additions; only a pass over the bound looks at every
+    connection, and each such pass frees a tenth of the bound or more. What a client's own buffer
+    holds before its writer takes it (a moment's worth) is not counted."""
+
+    def __init__(
+        self, bound: int, writers: list[Writer], connections: Callable[[], list[Connection]]
+    ) -> None:
+        self.bound = bound
+        self.writers = writers
+        self._connections = connections
+        self._lock = threading.Lock()  # one trim at a time; the other writers go on sending
+        # connections cut off and not closed yet -> what they held: freed when they close
+        self._cut: dict[Connection, int] = {}
+        self.cut_off = 0  # connections cut off so far
+
+    def total(self) -> int:
+        """Bytes the writers hold (read without a lock: a moment's approximation)."""
+        return sum(writer.held for writer in self.writers)
+
+    def check(self) -> None:
+        """From a writer whose count grew: trim if the bound is passed."""
+        if not self.bound or self.total() <= self.bound:
+            return
+        if not self._lock.acquire(blocking=False):
+            return  # another writer is trimming
+        try:
+            self._trim()
+        finally:
+            self._lock.release()
+
+    def _trim(self) -> None:
+        cut = self._cut
+        for conn in [conn for conn in cut if conn.closed]:
+            del cut[conn]
+        # what the connections already cut off hold goes as soon as their threads close them
+        freeing = sum(cut.values())
+        if self.total() - freeing <= self.bound:
+            return
+        excess = self.total() - freeing - int(self.bound * TRIM_TO)
+        queues = [(conn.queued(), conn) for conn in self._connections() if not conn.closing]
+        queues.sort(key=lambda queue: queue[0], reverse=True)
+        victims = 0
+        for size, conn in queues:
+            if excess <= 0 or size <= 0:
+                break
+            pending = conn.pending
+            cut[conn] = len(pending) if pending is not None else 0
+            excess -= size
+            victims += 1
+            conn.close_reason = "SendQ exceeded"
+            conn.close("Closing link (SendQ exceeded)", drop_queued=True)
+            log.info("output memory: cut off %s holding %d bytes", conn.address, size)
+        self.cut_off += victims
+        log.warning(
+            "output for all clients passed --max-output-memory (%d bytes): cut off the %d "
+            "with the largest queues",
+            self.bound,
+            victims,
+        )
 
 
 def _address_key(host: str) -> str:
@@ -567,6 +666,12 @@ class Server:
         # while another holds the GIL, and a send on loopback costs as much as the receive)
         self.writers = [Writer() for _ in range(WRITERS)]
         self._connections: set[Connection] = set()
+        # list() of a set is one C call, atomic under the GIL: the writers read it without a lock
+        self.output = OutputBudget(
+            self.config.max_output_memory, self.writers, lambda: list(self._connections)
+        )
+        for writer in self.writers:
+            writer.budget = self.output
         # client threads still running; they are bare threads (`_thread`): a threading.Thread
         # costs 2.6 KB more per client in its bookkeeping
         self.client_threads = 0
