@@ -15,6 +15,7 @@ import collections
 import contextlib
 import logging
 import os
+import queue
 import selectors
 import socket
 import ssl
@@ -343,10 +344,13 @@ class Connection:
             self.dirty = True
         self.writer.schedule(self)
 
-    def close(self, error: str | None, *, drop_queued: bool = False) -> None:
+    def close(
+        self, error: str | None, *, drop_queued: bool = False, wake_reader: bool = True
+    ) -> None:
         """Send `ERROR :error` after what is queued (or instead of it), then end the connection.
 
-        The reader thread wakes up (its socket is shut for reading) and cleans up."""
+        The reader thread wakes up (its socket is shut for reading) and cleans up; without
+        `wake_reader`, the caller calls `wake_reader()` later."""
         with self.lock:
             if self.closing:
                 return
@@ -361,6 +365,11 @@ class Connection:
             self.dirty = True
         if schedule:
             self.writer.schedule(self)
+        if wake_reader:
+            self.wake_reader()
+
+    def wake_reader(self) -> None:
+        """Shut the socket for reading: the reader thread wakes up and finishes."""
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RD)
 
@@ -455,11 +464,11 @@ class Writer(threading.Thread):
                     self._close(key.data)
         self._selector.close()
 
-    def _flush_safely(self, conn: Connection) -> None:
+    def _flush_safely(self, conn: Connection, writable: bool = False) -> None:
         """`_flush`, and if it raises, that client alone is cut off (its reader thread finds the
         socket shut and cleans up); the writer goes on with the others."""
         try:
-            self._flush(conn)
+            self._flush(conn, writable)
         except Exception:
             self._failures.failed("sending")
             with contextlib.suppress(Exception):
@@ -474,14 +483,15 @@ class Writer(threading.Thread):
                     os.read(self._wake_r, 4096)
             else:
                 conn: Connection = key.data
-                self._flush_safely(conn)
+                self._flush_safely(conn, writable=True)
 
-    def _flush(self, conn: Connection) -> None:
+    def _flush(self, conn: Connection, writable: bool = False) -> None:
+        """Send what `conn` has; `writable`: the selector says its socket takes more."""
         if conn.closed:
             return
         retired = False
         try:
-            retired = self._send(conn)
+            retired = self._send(conn, writable)
         finally:
             held = len(conn.pending) if conn.pending is not None else 0
             grown = held - conn.counted
@@ -493,7 +503,7 @@ class Writer(threading.Thread):
         elif grown > 0 and self.budget is not None:
             self.budget.check()
 
-    def _send(self, conn: Connection) -> bool:
+    def _send(self, conn: Connection, writable: bool) -> bool:
         """Send what `conn` has, keeping the rest writer-side; True if it was retired before
         its buffer was taken (nothing more can come: it is to be closed)."""
         with conn.lock:
@@ -514,6 +524,11 @@ class Writer(threading.Thread):
         if pending is not None:
             pending += data
             data = pending
+            if conn.watched and not writable and not retired:
+                # its socket was full and the selector has not said otherwise: no send() that
+                # would fail (each one lets another thread have the GIL for up to 5 ms, and a
+                # thousand clients that stop reading made every round of the writer seconds long)
+                return False
         if data:
             try:
                 sent = conn.sock.send(data, socket.MSG_DONTWAIT)
@@ -573,6 +588,11 @@ class OutputBudget:
         # connections cut off and not closed yet -> what they held: freed when they close
         self._cut: dict[Connection, int] = {}
         self.cut_off = 0  # connections cut off so far
+        # (cut off, how many there were to choose from, seconds it took), to the cutter thread
+        self._victims: queue.SimpleQueue[tuple[list[tuple[int, Connection]], int, float] | None] = (
+            queue.SimpleQueue()
+        )
+        self._cutter: threading.Thread | None = None
 
     def total(self) -> int:
         """Bytes the writers hold (read without a lock: a moment's approximation)."""
@@ -597,27 +617,55 @@ class OutputBudget:
         freeing = sum(cut.values())
         if self.total() - freeing <= self.bound:
             return
+        started = time.monotonic()
         excess = self.total() - freeing - int(self.bound * TRIM_TO)
         queues = [(conn.queued(), conn) for conn in self._connections() if not conn.closing]
         queues.sort(key=lambda queue: queue[0], reverse=True)
-        victims = 0
+        victims: list[tuple[int, Connection]] = []
+        # no system call here (nor a log line): each would let the threads of the clients just
+        # cut off take the GIL from this writer, for up to 5 ms each
         for size, conn in queues:
             if excess <= 0 or size <= 0:
                 break
             pending = conn.pending
             cut[conn] = len(pending) if pending is not None else 0
             excess -= size
-            victims += 1
+            victims.append((size, conn))
             conn.close_reason = "SendQ exceeded"
-            conn.close("Closing link (SendQ exceeded)", drop_queued=True)
-            log.info("output memory: cut off %s holding %d bytes", conn.address, size)
-        self.cut_off += victims
-        log.warning(
-            "output for all clients passed --max-output-memory (%d bytes): cut off the %d "
-            "with the largest queues",
-            self.bound,
-            victims,
-        )
+            conn.close("Closing link (SendQ exceeded)", drop_queued=True, wake_reader=False)
+        self.cut_off += len(victims)
+        self._victims.put((victims, len(queues), time.monotonic() - started))
+
+    def start(self) -> None:
+        if self.bound and self._cutter is None:
+            self._cutter = threading.Thread(target=self._wake_victims, name="tuichat-cutter")
+            self._cutter.daemon = True
+            self._cutter.start()
+
+    def stop(self) -> None:
+        if self._cutter is not None:
+            self._victims.put(None)
+            self._cutter.join(0.1)
+
+    def _wake_victims(self) -> None:
+        """The cutter thread: wakes the reader threads of the connections a trim cut off (they
+        finish, and their queues are freed), and logs it, away from the writers."""
+        failures = Failures("cutter")
+        while (work := self._victims.get()) is not None:
+            victims, among, took = work
+            for size, conn in victims:
+                conn.wake_reader()
+                log.info("output memory: cut off %s holding %d bytes", conn.address, size)
+            failures.run(
+                "logging",
+                log.warning,
+                "output for all clients passed --max-output-memory (%d bytes): cut off the %d "
+                "with the largest queues of %d (chosen in %.1f ms)",
+                self.bound,
+                len(victims),
+                among,
+                took * 1000,
+            )
 
 
 def _address_key(host: str) -> str:
@@ -745,6 +793,7 @@ class Server:
         gc_tuning.install()
         for writer in self.writers:
             writer.start()
+        self.output.start()
         self._accepter = threading.Thread(
             target=self._accept_loop, name="tuichat-accept", daemon=True
         )
@@ -789,6 +838,7 @@ class Server:
             writer.stop()
         for writer in self.writers:
             writer.join(max(0.1, deadline - time.monotonic()))
+        self.output.stop()
         # what the writer could not close in time, close here: no socket outlives stop()
         for conn in connections:
             if not conn.closed:
