@@ -5,7 +5,9 @@ lock (`tuichat.state`), and then, with the lock released, appends each recipient
 output to that recipient's outbound buffer. A single writer thread sends each dirty buffer in one
 non-blocking `send`; what a slow client cannot take stays writer-side and waits for the socket to
 become writable. A client whose queued output passes the send-queue bound is disconnected
-("SendQ exceeded"), so a client that stops reading never slows anybody else.
+("SendQ exceeded"), so a client that stops reading never slows anybody else; and when what the
+writers hold for all clients together passes `--max-output-memory`, the largest queues are cut
+off the same way (`OutputBudget`).
 """
 
 from __future__ import annotations
@@ -283,6 +285,7 @@ class Connection:
         "closed",
         "pending",
         "counted",
+        "discard",
         "watched",
         "tls",
         "_server",
@@ -310,6 +313,7 @@ class Connection:
         self.closed = False
         self.pending: bytearray | None = None
         self.counted = 0  # how much of `pending` the writer's `held` counts
+        self.discard = False  # the writer is to drop `pending` (all but the line begun)
         self.watched = False
 
     def queued(self) -> int:
@@ -347,7 +351,9 @@ class Connection:
     def close(
         self, error: str | None, *, drop_queued: bool = False, wake_reader: bool = True
     ) -> None:
-        """Send `ERROR :error` after what is queued (or instead of it), then end the connection.
+        """Send `ERROR :error` after what is queued (or instead of it: `drop_queued`, which
+        frees what the writer holds too, but for the end of a line begun on the wire), then end
+        the connection.
 
         The reader thread wakes up (its socket is shut for reading) and cleans up; without
         `wake_reader`, the caller calls `wake_reader()` later."""
@@ -359,6 +365,7 @@ class Connection:
                 self.close_reason = error.removeprefix("Closing link (").removesuffix(")")
             if drop_queued:
                 self.outbuf = bytearray()
+                self.discard = True
             if error is not None:
                 self.outbuf += Line("ERROR", (error,)).encode(trailing=True)
             schedule = not self.dirty
@@ -513,6 +520,17 @@ class Writer(threading.Thread):
             conn.dirty = False
             # retired before this take: nothing can be queued after it, so closing loses nothing
             retired = conn.retired
+            discard, conn.discard = conn.discard, False
+        if discard and conn.pending is not None:
+            if conn.tls is not None:
+                # encrypted records cannot be cut short: the connection just ends
+                self._close(conn)
+                return False
+            # a client that does not read holds no more memory here: the line it has begun to
+            # receive ends, the ERROR follows
+            end = conn.pending.find(b"\n")
+            if end >= 0:
+                conn.pending = conn.pending[: end + 1]
         if conn.tls is not None:
             try:
                 data = bytearray(conn.tls.encrypt(data))
@@ -585,8 +603,9 @@ class OutputBudget:
         self.writers = writers
         self._connections = connections
         self._lock = threading.Lock()  # one trim at a time; the other writers go on sending
-        # connections cut off and not closed yet -> what they held: freed when they close
-        self._cut: dict[Connection, int] = {}
+        # connections cut off and not closed yet: what their writers still hold for them is
+        # about to go
+        self._cut: set[Connection] = set()
         self.cut_off = 0  # connections cut off so far
         # (cut off, how many there were to choose from, seconds it took), to the cutter thread
         self._victims: queue.SimpleQueue[tuple[list[tuple[int, Connection]], int, float] | None] = (
@@ -611,10 +630,9 @@ class OutputBudget:
 
     def _trim(self) -> None:
         cut = self._cut
-        for conn in [conn for conn in cut if conn.closed]:
-            del cut[conn]
-        # what the connections already cut off hold goes as soon as their threads close them
-        freeing = sum(cut.values())
+        cut.difference_update([conn for conn in cut if conn.closed])
+        # what the connections already cut off hold goes as soon as their writers get to them
+        freeing = sum(conn.counted for conn in cut)
         if self.total() - freeing <= self.bound:
             return
         started = time.monotonic()
@@ -627,8 +645,7 @@ class OutputBudget:
         for size, conn in queues:
             if excess <= 0 or size <= 0:
                 break
-            pending = conn.pending
-            cut[conn] = len(pending) if pending is not None else 0
+            cut.add(conn)
             excess -= size
             victims.append((size, conn))
             conn.close_reason = "SendQ exceeded"
