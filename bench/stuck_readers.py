@@ -141,7 +141,7 @@ def main() -> int:
             rss_mb_peak=round(peak[0] / 1024, 1),
             cut_off_seen=quits,
             watcher_worst_round_s=round(worst_round, 3),
-            warnings=[line.strip() for line in log if "WARNING" in line][:8],
+            warnings=[line.strip() for line in log if "WARNING" in line][:5],
         )
     finally:
         for client in clients:
