@@ -11,6 +11,7 @@ import sqlite3
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 DEFAULT_PORT = 6667
 DEFAULT_TLS_PORT = 6697
 MIB = 1024 * 1024
+# after SIGTERM/SIGINT, a server still running this long is ended at once (README: within 2 s)
+EXIT_DEADLINE = 1.8
 # the abuse limits: flag, default, what it bounds (documented in SECURITY.md)
 LIMITS: list[tuple[str, float, str]] = [
     ("--max-clients", 10000, "connections in total"),
@@ -242,6 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="output queued per client before it is dropped (default: 1048576)",
     )
     serve.add_argument(
+        "--max-output-memory",
+        type=_non_negative,
+        default=256 * 1024 * 1024,
+        metavar="BYTES",
+        help="output queued for all clients together; past it the largest queues are dropped "
+        "(default: 268435456; 0: no bound)",
+    )
+    serve.add_argument(
         "--ping-interval",
         type=_positive(float),
         default=90.0,
@@ -394,6 +405,7 @@ def serve(args: argparse.Namespace) -> int:
         flood_rate=args.flood_rate,
         flood_queue=int(args.flood_queue) or 1_000_000,
         sendq=args.sendq,
+        max_output_memory=int(args.max_output_memory),
         db=str(db) if db is not None else None,
         history_days=args.history_days,
         account_expiry_days=args.account_expiry_days,
@@ -446,9 +458,48 @@ def serve(args: argparse.Namespace) -> int:
     except ssl.SSLError as error:
         return _fail(f"TLS: cannot use the certificate: {error}", 1)
     stop.wait()
+    # the README promises an exit within two seconds of the signal, whatever the server is stuck
+    # in (a request under the state lock, SQLite waiting for another process's lock...)
+    _exit_if_still_running(time.monotonic() + EXIT_DEADLINE)
     logging.getLogger("tuichat.server").info("shutting down")
     server.stop()
+    if server.stalled:
+        # a thread is stuck inside a request: the interpreter's own exit could wait for it (or
+        # for SQLite's lock, closing its connection), so leave now; everything delivered was
+        # committed before it went out, and SQLite's WAL survives an exit at any point
+        _exit_now()
     return 0
+
+
+def _exit_if_still_running(deadline: float) -> None:
+    """A watchdog: at `deadline`, if the process has not exited in an orderly way, it exits
+    (status 0) after flushing the logs."""
+
+    def watch() -> None:
+        threading.Event().wait(max(0.0, deadline - time.monotonic()))
+        logging.getLogger("tuichat.server").warning("shutdown too slow: exiting now")
+        _exit_now()
+
+    threading.Thread(target=watch, name="tuichat-exit-watchdog", daemon=True).start()
+
+
+def _exit_now() -> NoReturn:
+    """os._exit(0) after flushing the log handlers and the standard streams; a handler whose
+    lock another thread holds (stuck writing to a full pipe, say) is skipped."""
+    for handler in logging.getLogger().handlers + logging.getLogger("tuichat.server").handlers:
+        lock = handler.lock
+        if lock is None or not lock.acquire(timeout=0.1):
+            continue
+        try:
+            with contextlib.suppress(Exception):
+                handler.flush()
+        finally:
+            lock.release()
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.flush()
+    os._exit(0)
 
 
 def connect(args: argparse.Namespace, *, embedded: bool = False) -> int:

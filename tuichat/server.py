@@ -5,7 +5,9 @@ lock (`tuichat.state`), and then, with the lock released, appends each recipient
 output to that recipient's outbound buffer. A single writer thread sends each dirty buffer in one
 non-blocking `send`; what a slow client cannot take stays writer-side and waits for the socket to
 become writable. A client whose queued output passes the send-queue bound is disconnected
-("SendQ exceeded"), so a client that stops reading never slows anybody else.
+("SendQ exceeded"), so a client that stops reading never slows anybody else; and when what the
+writers hold for all clients together passes `--max-output-memory`, the largest queues are cut
+off the same way (`OutputBudget`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import collections
 import contextlib
 import logging
 import os
+import queue
 import selectors
 import socket
 import ssl
@@ -34,6 +37,10 @@ log = logging.getLogger("tuichat.server")
 
 DEFAULT_PORT = 6667
 DEFAULT_SENDQ = 1024 * 1024
+# output held for all clients together; past it the largest queues are cut off until they hold
+# TRIM_TO of it (1,000 clients that stop reading would otherwise hold 1 MiB each)
+DEFAULT_MAX_OUTPUT_MEMORY = 256 * 1024 * 1024
+TRIM_TO = 0.9
 RECV_SIZE = 16384
 IDLE_RECV_SIZE = 512
 HANDSHAKE_TIMEOUT = 10.0
@@ -48,6 +55,8 @@ FULL_GC_EVERY = 3600.0  # seconds between full collections of frozen objects (gc
 PRUNE_EVERY = 3600.0  # seconds between prunings of old history
 PRUNE_RETRY = 60.0  # after a failed pruning, the first wait; it doubles up to PRUNE_EVERY
 REPEAT_LOG = 600.0  # a job that keeps failing is logged again at most this often
+# how long stop() waits for the state lock before it shuts down without it
+STOP_LOCK_WAIT = 0.5
 
 
 @dataclass
@@ -72,6 +81,7 @@ class ServerConfig:
     # certificate from a CA, never for the self-signed one
     sts: bool = False
     sendq: int = DEFAULT_SENDQ
+    max_output_memory: int = DEFAULT_MAX_OUTPUT_MEMORY  # all clients' output together; 0: none
     db: str | None = None  # SQLite file for history and accounts; None keeps no history
     history_days: float = 30.0  # 0 keeps everything
     # accounts nobody logged in to after registering them are deleted this long after (0: never)
@@ -277,6 +287,8 @@ class Connection:
         "retired",
         "closed",
         "pending",
+        "counted",
+        "discard",
         "watched",
         "tls",
         "_server",
@@ -303,6 +315,8 @@ class Connection:
         self.retired = False
         self.closed = False
         self.pending: bytearray | None = None
+        self.counted = 0  # how much of `pending` the writer's `held` counts
+        self.discard = False  # the writer is to drop `pending` (all but the line begun)
         self.watched = False
 
     def queued(self) -> int:
@@ -337,10 +351,15 @@ class Connection:
             self.dirty = True
         self.writer.schedule(self)
 
-    def close(self, error: str | None, *, drop_queued: bool = False) -> None:
-        """Send `ERROR :error` after what is queued (or instead of it), then end the connection.
+    def close(
+        self, error: str | None, *, drop_queued: bool = False, wake_reader: bool = True
+    ) -> None:
+        """Send `ERROR :error` after what is queued (or instead of it: `drop_queued`, which
+        frees what the writer holds too, but for the end of a line begun on the wire), then end
+        the connection.
 
-        The reader thread wakes up (its socket is shut for reading) and cleans up."""
+        The reader thread wakes up (its socket is shut for reading) and cleans up; without
+        `wake_reader`, the caller calls `wake_reader()` later."""
         with self.lock:
             if self.closing:
                 return
@@ -349,12 +368,18 @@ class Connection:
                 self.close_reason = error.removeprefix("Closing link (").removesuffix(")")
             if drop_queued:
                 self.outbuf = bytearray()
+                self.discard = True
             if error is not None:
                 self.outbuf += Line("ERROR", (error,)).encode(trailing=True)
             schedule = not self.dirty
             self.dirty = True
         if schedule:
             self.writer.schedule(self)
+        if wake_reader:
+            self.wake_reader()
+
+    def wake_reader(self) -> None:
+        """Shut the socket for reading: the reader thread wakes up and finishes."""
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RD)
 
@@ -363,8 +388,12 @@ class Writer(threading.Thread):
     """The one thread that sends: pops dirty connections, sends each one's whole buffer in one
     non-blocking `send`, and waits on a selector for sockets that could not take everything."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: OutputBudget | None = None) -> None:
         super().__init__(name="tuichat-writer", daemon=True)
+        self.budget = budget
+        # bytes this writer holds for its connections (their `pending`); only this thread changes
+        # it, so counting costs no lock
+        self.held = 0
         self._ready: collections.deque[Connection] = collections.deque()
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
@@ -445,11 +474,11 @@ class Writer(threading.Thread):
                     self._close(key.data)
         self._selector.close()
 
-    def _flush_safely(self, conn: Connection) -> None:
+    def _flush_safely(self, conn: Connection, writable: bool = False) -> None:
         """`_flush`, and if it raises, that client alone is cut off (its reader thread finds the
         socket shut and cleans up); the writer goes on with the others."""
         try:
-            self._flush(conn)
+            self._flush(conn, writable)
         except Exception:
             self._failures.failed("sending")
             with contextlib.suppress(Exception):
@@ -464,11 +493,29 @@ class Writer(threading.Thread):
                     os.read(self._wake_r, 4096)
             else:
                 conn: Connection = key.data
-                self._flush_safely(conn)
+                self._flush_safely(conn, writable=True)
 
-    def _flush(self, conn: Connection) -> None:
+    def _flush(self, conn: Connection, writable: bool = False) -> None:
+        """Send what `conn` has; `writable`: the selector says its socket takes more."""
         if conn.closed:
             return
+        retired = False
+        try:
+            retired = self._send(conn, writable)
+        finally:
+            held = len(conn.pending) if conn.pending is not None else 0
+            grown = held - conn.counted
+            if grown:
+                conn.counted = held
+                self.held += grown
+        if retired:
+            self._close(conn)
+        elif grown > 0 and self.budget is not None:
+            self.budget.check()
+
+    def _send(self, conn: Connection, writable: bool) -> bool:
+        """Send what `conn` has, keeping the rest writer-side; True if it was retired before
+        its buffer was taken (nothing more can come: it is to be closed)."""
         with conn.lock:
             data = conn.outbuf
             if data:
@@ -476,6 +523,17 @@ class Writer(threading.Thread):
             conn.dirty = False
             # retired before this take: nothing can be queued after it, so closing loses nothing
             retired = conn.retired
+            discard, conn.discard = conn.discard, False
+        if discard and conn.pending is not None:
+            if conn.tls is not None:
+                # encrypted records cannot be cut short: the connection just ends
+                self._close(conn)
+                return False
+            # a client that does not read holds no more memory here: the line it has begun to
+            # receive ends, the ERROR follows
+            end = conn.pending.find(b"\n")
+            if end >= 0:
+                conn.pending = conn.pending[: end + 1]
         if conn.tls is not None:
             try:
                 data = bytearray(conn.tls.encrypt(data))
@@ -487,6 +545,11 @@ class Writer(threading.Thread):
         if pending is not None:
             pending += data
             data = pending
+            if conn.watched and not writable and not retired:
+                # its socket was full and the selector has not said otherwise: no send() that
+                # would fail (each one lets another thread have the GIL for up to 5 ms, and a
+                # thousand clients that stop reading made every round of the writer seconds long)
+                return False
         if data:
             try:
                 sent = conn.sock.send(data, socket.MSG_DONTWAIT)
@@ -503,13 +566,14 @@ class Writer(threading.Thread):
             else:
                 conn.pending = data[sent:]
         if retired:
-            self._close(conn)
-        elif conn.pending is not None and not conn.watched:
+            return True
+        if conn.pending is not None and not conn.watched:
             self._selector.register(conn.fd, selectors.EVENT_WRITE, conn)
             conn.watched = True
         elif conn.pending is None and conn.watched:
             self._selector.unregister(conn.fd)
             conn.watched = False
+        return False
 
     def _close(self, conn: Connection) -> None:
         if conn.watched:
@@ -517,9 +581,111 @@ class Writer(threading.Thread):
             conn.watched = False
         conn.closed = True
         conn.pending = None
+        self.held -= conn.counted
+        conn.counted = 0
         with contextlib.suppress(OSError):
             conn.sock.shutdown(socket.SHUT_RDWR)
         conn.sock.close()
+
+
+class OutputBudget:
+    """The bound on the output held for all clients together (`--max-output-memory`).
+
+    The writers count what they hold (the part of a client's queue its socket would not take:
+    where a client that stops reading piles up); when a writer's count grows and the sum of the
+    counts passes the bound, the connections with the largest queues are cut off with `SendQ
+    exceeded`, largest first, until the rest holds TRIM_TO of the bound. A delivery costs nothing
+    here and a writer's flush two additions; only a pass over the bound looks at every
+    connection, and each such pass frees a tenth of the bound or more. What a client's own buffer
+    holds before its writer takes it (a moment's worth) is not counted."""
+
+    def __init__(
+        self, bound: int, writers: list[Writer], connections: Callable[[], list[Connection]]
+    ) -> None:
+        self.bound = bound
+        self.writers = writers
+        self._connections = connections
+        self._lock = threading.Lock()  # one trim at a time; the other writers go on sending
+        # connections cut off and not closed yet: what their writers still hold for them is
+        # about to go
+        self._cut: set[Connection] = set()
+        self.cut_off = 0  # connections cut off so far
+        # (cut off, how many there were to choose from, seconds it took), to the cutter thread
+        self._victims: queue.SimpleQueue[tuple[list[tuple[int, Connection]], int, float] | None] = (
+            queue.SimpleQueue()
+        )
+        self._cutter: threading.Thread | None = None
+
+    def total(self) -> int:
+        """Bytes the writers hold (read without a lock: a moment's approximation)."""
+        return sum(writer.held for writer in self.writers)
+
+    def check(self) -> None:
+        """From a writer whose count grew: trim if the bound is passed."""
+        if not self.bound or self.total() <= self.bound:
+            return
+        if not self._lock.acquire(blocking=False):
+            return  # another writer is trimming
+        try:
+            self._trim()
+        finally:
+            self._lock.release()
+
+    def _trim(self) -> None:
+        cut = self._cut
+        cut.difference_update([conn for conn in cut if conn.closed])
+        # what the connections already cut off hold goes as soon as their writers get to them
+        freeing = sum(conn.counted for conn in cut)
+        if self.total() - freeing <= self.bound:
+            return
+        started = time.monotonic()
+        excess = self.total() - freeing - int(self.bound * TRIM_TO)
+        queues = [(conn.queued(), conn) for conn in self._connections() if not conn.closing]
+        queues.sort(key=lambda queue: queue[0], reverse=True)
+        victims: list[tuple[int, Connection]] = []
+        # no system call here (nor a log line): each would let the threads of the clients just
+        # cut off take the GIL from this writer, for up to 5 ms each
+        for size, conn in queues:
+            if excess <= 0 or size <= 0:
+                break
+            cut.add(conn)
+            excess -= size
+            victims.append((size, conn))
+            conn.close_reason = "SendQ exceeded"
+            conn.close("Closing link (SendQ exceeded)", drop_queued=True, wake_reader=False)
+        self.cut_off += len(victims)
+        self._victims.put((victims, len(queues), time.monotonic() - started))
+
+    def start(self) -> None:
+        if self.bound and self._cutter is None:
+            self._cutter = threading.Thread(target=self._wake_victims, name="tuichat-cutter")
+            self._cutter.daemon = True
+            self._cutter.start()
+
+    def stop(self) -> None:
+        if self._cutter is not None:
+            self._victims.put(None)
+            self._cutter.join(0.1)
+
+    def _wake_victims(self) -> None:
+        """The cutter thread: wakes the reader threads of the connections a trim cut off (they
+        finish, and their queues are freed), and logs it, away from the writers."""
+        failures = Failures("cutter")
+        while (work := self._victims.get()) is not None:
+            victims, among, took = work
+            for size, conn in victims:
+                conn.wake_reader()
+                log.info("output memory: cut off %s holding %d bytes", conn.address, size)
+            failures.run(
+                "logging",
+                log.warning,
+                "output for all clients passed --max-output-memory (%d bytes): cut off the %d "
+                "with the largest queues of %d (chosen in %.1f ms)",
+                self.bound,
+                len(victims),
+                among,
+                took * 1000,
+            )
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -556,6 +722,12 @@ class Server:
         # while another holds the GIL, and a send on loopback costs as much as the receive)
         self.writers = [Writer() for _ in range(WRITERS)]
         self._connections: set[Connection] = set()
+        # list() of a set is one C call, atomic under the GIL: the writers read it without a lock
+        self.output = OutputBudget(
+            self.config.max_output_memory, self.writers, lambda: list(self._connections)
+        )
+        for writer in self.writers:
+            writer.budget = self.output
         # client threads still running; they are bare threads (`_thread`): a threading.Thread
         # costs 2.6 KB more per client in its bookkeeping
         self.client_threads = 0
@@ -570,6 +742,9 @@ class Server:
         self._pruned = False  # whether start() pruned the history
         self._store_down = False  # the last commit of history failed (under the state lock)
         self._stopping = threading.Event()
+        # set by stop() when it had to go on without the state lock: some thread is stuck, and a
+        # process that wants to exit now must not wait for it (`tuichat serve` exits at once)
+        self.stalled = False
         self._wake_r, self._wake_w = os.pipe()
         self.address: tuple[str, int] = ("", 0)
 
@@ -629,6 +804,7 @@ class Server:
         gc_tuning.install()
         for writer in self.writers:
             writer.start()
+        self.output.start()
         self._accepter = threading.Thread(
             target=self._accept_loop, name="tuichat-accept", daemon=True
         )
@@ -646,10 +822,20 @@ class Server:
             os.write(self._wake_w, b"x")
         if self._accepter is not None:
             self._accepter.join(max(0.0, deadline - time.monotonic()))
-        with self.lock:
+        # a thread stuck under the state lock (in SQLite behind another process's lock, say)
+        # must not keep the server up: past STOP_LOCK_WAIT, shut down without the lock
+        wait = max(0.0, min(STOP_LOCK_WAIT, deadline - time.monotonic()))
+        locked = self.lock.acquire(timeout=wait)
+        try:
             # everyone leaves at once: nobody needs to hear of the others' QUITs
             self.state.closing = True
-            connections = list(self._connections)
+            connections = list(self._connections)  # one C call: safe without the lock
+        finally:
+            if locked:
+                self.lock.release()
+        if not locked:
+            self.stalled = True
+            log.warning("stopping without the state lock: a request has held it for %g s", wait)
         for conn in connections:
             conn.close_reason = message
             conn.close(message)
@@ -663,6 +849,7 @@ class Server:
             writer.stop()
         for writer in self.writers:
             writer.join(max(0.1, deadline - time.monotonic()))
+        self.output.stop()
         # what the writer could not close in time, close here: no socket outlives stop()
         for conn in connections:
             if not conn.closed:
@@ -670,7 +857,7 @@ class Server:
                 with contextlib.suppress(OSError):
                     conn.sock.shutdown(socket.SHUT_RDWR)
                 conn.sock.close()
-        if self.store is not None and self.lock.acquire(timeout=0.2):
+        if self.store is not None and self.lock.acquire(timeout=0.0 if self.stalled else 0.2):
             try:
                 self.store.close()
             finally:
