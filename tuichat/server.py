@@ -913,8 +913,8 @@ class Server:
         """`user` leaves: queued with the others leaving, and handled with them (`_depart`).
 
         If another thread has taken it already, that thread handles it (it is a client thread
-        too: `stop()` waits for it), and this one need not queue up on the lock only to find
-        nothing left to do: 2,000 threads doing so, one after another, take a second."""
+        too: `stop()` waits for it), and this one need not queue up on the lock behind the
+        others only to find nothing left to do."""
         departures = self._departures
         departures.append((conn, user, reason))
         if departures:
