@@ -2712,10 +2712,17 @@ class State:
             self.store.add_kline(mask, reason, user.nick, expires)
         text = f"K-line added for {mask}" + (f" for {int(duration)}s" if duration else "")
         out.send(user, Line("NOTICE", (user.nick, text), source=server).encode(trailing=True))
-        for other in [u for u in self.clients if u.registered and u is not user]:
-            if self._kline_for(other, now) is not None:
-                out.send(other, Line("ERROR", (f"K-lined: {reason}",)).encode(trailing=True))
-                self.disconnect(other, f"K-lined: {reason}", now, out)
+        # everyone it bans leaves at once (disconnect_all): a ban on a crowd's address must not
+        # tell each who stays of each departure on its own, under the lock
+        banned = [
+            other
+            for other in self.clients
+            if other.registered and other is not user and self._kline_for(other, now) is not None
+        ]
+        error = Line("ERROR", (f"K-lined: {reason}",)).encode(trailing=True)
+        for other in banned:
+            out.send(other, error)
+        self.disconnect_all(banned, [f"K-lined: {reason}"] * len(banned), now, out)
 
     def _unkline(self, user: User, line: Line, now: float, out: Outbox) -> None:
         if "o" not in user.modes:

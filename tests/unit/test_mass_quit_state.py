@@ -181,3 +181,36 @@ def join_quietly(chan: Channel, user: User) -> None:
     chan.members[user] = set()
     chan.users = tuple(chan.members)
     user.channels[casefold(chan.name)] = chan
+
+
+def test_kline_on_a_crowds_address_disconnects_it_at_once_in_bounded_time() -> None:
+    """A K-line on the address of 1,000 members of one channel: each gets its ERROR, the member
+    who stays gets every QUIT once in one blob, within a second (0.02 s; one by one: seconds)."""
+    net = HistoryNet(Config(created=0.0, opers={"op": "secret"}))
+    oper = net.register("oper", host="10.0.0.1")
+    net.send(oper, "OPER op secret")
+    stayer = net.register("stayer", host="10.0.0.2")
+    net.send(stayer, "JOIN #big")
+    chan = net.state.channels["#big"]
+    crowd = [net.register(f"c{i}", host="192.0.2.7") for i in range(1000)]
+    for user in crowd:
+        join_quietly(chan, user)
+    consistent(net)
+    for user in (oper, stayer, *crowd):
+        take_raw(user)
+        user.sink = CountingSink()
+    started = time.perf_counter()
+    net.send(oper, "KLINE *@192.0.2.7 :go away")
+    elapsed = time.perf_counter() - started
+    got = take_raw(stayer)
+    assert sorted(got) == sorted(
+        f":c{i}!~c{i}@192.0.2.7 QUIT :K-lined: go away" for i in range(1000)
+    )
+    assert counted(stayer) == 1
+    for user in crowd[:3]:
+        assert take_raw(user) == ["ERROR :K-lined: go away"]
+        assert sink_of(user).closed == ["Closing link (K-lined: go away)"]
+    assert chan.users == (stayer,)
+    assert set(net.state.nicks) == {"oper", "stayer"}
+    consistent(net)
+    assert elapsed < 1.0, f"{elapsed:.2f} s"
