@@ -728,6 +728,9 @@ class Server:
         )
         for writer in self.writers:
             writer.budget = self.output
+
+        # connections whose reader thread ended, waiting to be disconnected together (_depart)
+        self._departures: collections.deque[tuple[Connection, User, str]] = collections.deque()
         # client threads still running; they are bare threads (`_thread`): a threading.Thread
         # costs 2.6 KB more per client in its bookkeeping
         self.client_threads = 0
@@ -1095,15 +1098,48 @@ class Server:
                 conn.sock.settimeout(None)
 
     def _finish(self, conn: Connection, user: User, reason: str) -> None:
-        out = Outbox()
+        """`user` leaves: queued with the others leaving, and handled with them (`_depart`).
+
+        If another thread has taken it already, that thread handles it (it is a client thread
+        too: `stop()` waits for it), and this one need not queue up on the lock behind the
+        others only to find nothing left to do."""
+        departures = self._departures
+        departures.append((conn, user, reason))
+        if departures:
+            self._depart()
+
+    def _depart(self) -> None:
+        """Disconnect everybody queued to leave, in one hold of the state lock.
+
+        When many connections end at once (a network split, a client farm that quits), their
+        reader threads queue up on the lock: whichever gets it takes every departure queued so
+        far, so each member who stays is told of them all in one blob and each channel's member
+        tuple is rebuilt once (`State.disconnect_all`), instead of once per departure. When
+        this returns, the departures queued before have been handled (here or by another thread)."""
+        departures = self._departures
         with self.lock:
-            self.state.disconnect(user, reason, self.clock(), out)
-            self._connections.discard(conn)
-            self._forget_address(conn.address.rsplit(":", 1)[0])
-            self.dispatch(out)
-        conn.writer.retire(conn)
-        conn.user = None  # no cycle: the two go with their last references
-        log.info("disconnect %s (%s): %s", user.nick or "*", conn.address, reason)
+            if not departures:
+                return  # taken by another thread, handled before it let the lock go
+            batch: list[tuple[Connection, User, str]] = []
+            while departures:
+                batch.append(departures.popleft())
+            out = Outbox()
+            try:
+                self.state.disconnect_all(
+                    [user for _, user, _ in batch], [reason for _, _, reason in batch],
+                    self.clock(), out,
+                )  # fmt: skip
+            finally:
+                for conn, _, _ in batch:
+                    self._connections.discard(conn)
+                    self._forget_address(conn.address.rsplit(":", 1)[0])
+                self.dispatch(out)
+                for conn, _, _ in batch:
+                    conn.writer.retire(conn)
+                    conn.user = None  # no cycle: the two go with their last references
+        if log.isEnabledFor(logging.INFO):
+            for conn, user, reason in batch:
+                log.info("disconnect %s (%s): %s", user.nick or "*", conn.address, reason)
 
     def dispatch(self, out: Outbox) -> None:
         """Queue what the state decided on each recipient's buffer (under the state lock).

@@ -311,6 +311,23 @@ def _run_key(run: list[Payload]) -> Callable[[User], Hashable] | None:
     return lambda user: tuple(key(user) for key in keys)
 
 
+def _joined(parts: list[bytes | Variants]) -> bytes | Variants:
+    """Lines one after another as one payload: bytes, or variants by the parts' keys."""
+    keys = list({part._key: None for part in parts if isinstance(part, Variants)})
+    if not keys:
+        return b"".join(part for part in parts if not isinstance(part, Variants))
+
+    def key(user: User) -> Hashable:
+        return tuple(k(user) for k in keys)
+
+    def build(user: User) -> bytes:
+        return b"".join(
+            part.for_user(user) if isinstance(part, Variants) else part for part in parts
+        )
+
+    return Variants(keys[0] if len(keys) == 1 else key, build)
+
+
 class Outbox:
     """What handling lines produced: data for users, in order, and users to disconnect.
 
@@ -957,43 +974,109 @@ class State:
 
     def disconnect(self, user: User, reason: str, now: float, out: Outbox) -> None:
         """Remove `user` (idempotent): QUIT to those who share a channel, ERROR to the user."""
-        if user.gone:
+        self.disconnect_all((user,), (reason,), now, out)
+
+    def disconnect_all(
+        self, users: Sequence[User], reasons: Sequence[str], now: float, out: Outbox
+    ) -> None:
+        """Remove many users at once, each as `disconnect` would (idempotent): `reasons[i]` is
+        why `users[i]` leaves.
+
+        Everyone who stays is told of all the departures it shares a channel with in one blob,
+        each QUIT once and in the order of `users`; each QUIT is rendered once, and each
+        channel's member tuple is rebuilt once, however many of its members leave. So the cost
+        is the sizes of the channels concerned, not their square (2,000 members closing at once
+        would otherwise rebuild a 2,000-tuple 2,000 times and tell each who stays 2,000 times)."""
+        leaving: dict[User, str] = {}
+        for user, reason in zip(users, reasons, strict=True):
+            if user.gone or user in leaving:
+                continue
+            user.gone = True
+            self.clients.discard(user)
+            if user.party is not None:
+                self._guests.pop(user.party, None)
+            leaving[user] = reason
+        if not leaving:
             return
-        user.gone = True
-        self.clients.discard(user)
-        if user.party is not None:
-            self._guests.pop(user.party, None)
         if self.closing:  # the server is going: everyone leaves, nobody needs to be told
-            out.close(user, f"Closing link ({reason})")
+            for user, reason in leaving.items():
+                out.close(user, f"Closing link ({reason})")
             return
-        if user.registered:
+        # each departure's QUIT, and who leaves each channel concerned, in departure order
+        quits: dict[User, bytes | Variants] = {}
+        left: dict[str, list[User]] = {}
+        for user, reason in leaving.items():
+            if not user.registered:
+                continue
             self.whowas.append(WhowasEntry(user.nick, user.username, user.host, user.realname, now))
-            data = self._from(user, "QUIT", reason)
-            for other in self._neighbours(user):
-                out.send(other, data)
-            for chan in list(user.channels.values()):
-                self._leave(chan, user)
-        if user.nick and self.nicks.get(casefold(user.nick)) is user:
-            del self.nicks[casefold(user.nick)]
-        out.close(user, f"Closing link ({reason})")
+            quits[user] = self._from(user, "QUIT", reason)
+            for key in user.channels:
+                left.setdefault(key, []).append(user)
+        self._tell_quits(quits, left, out)
+        for key, gone in left.items():
+            chan = self.channels[key]
+            for user in gone:
+                del chan.members[user]
+                del user.channels[key]
+            chan.users = tuple(chan.members)
+            if not chan.members:
+                self._emptied(chan, key)
+        for user, reason in leaving.items():
+            if user.nick and self.nicks.get(casefold(user.nick)) is user:
+                del self.nicks[casefold(user.nick)]
+            out.close(user, f"Closing link ({reason})")
+
+    def _tell_quits(
+        self, quits: dict[User, bytes | Variants], left: dict[str, list[User]], out: Outbox
+    ) -> None:
+        """Queue for each member who stays the QUITs of those in `left` it shares a channel with:
+        once each, in the order of `quits`. Members of the same channels get the same blob."""
+        # the channels concerned of each member who stays
+        seen_in: dict[User, list[str]] = {}
+        for key in left:
+            for member in self.channels[key].users:
+                if member not in quits and not member.gone:
+                    where = seen_in.get(member)
+                    if where is None:
+                        seen_in[member] = [key]
+                    else:
+                        where.append(key)
+        # the members who stay, grouped by the channels they share with the departures
+        groups: dict[tuple[str, ...], list[User]] = {}
+        for member, where in seen_in.items():
+            groups.setdefault(tuple(where), []).append(member)
+        order = {user: i for i, user in enumerate(quits)}
+        for shared, members in groups.items():
+            if len(shared) == 1:
+                gone = left[shared[0]]
+            else:  # in several channels: each departure once, in order
+                gone = sorted({user for key in shared for user in left[key]}, key=order.__getitem__)
+            out.broadcast(members, _joined([quits[user] for user in gone]))
 
     def tick(self, now: float, out: Outbox) -> None:
-        """Periodic work: ping idle users, drop the silent and the never-registered."""
+        """Periodic work: ping idle users, drop the silent and the never-registered (all those
+        of one tick at once, `disconnect_all`)."""
         c = self.config
+        leaving: list[User] = []
+        reasons: list[str] = []
         for user in list(self.clients):
             if not user.registered:
                 if now - user.connected_at >= c.registration_timeout:
-                    self.disconnect(user, "Registration timed out", now, out)
-            elif user.ping_sent is None:
+                    leaving.append(user)
+                    reasons.append("Registration timed out")
+                continue
+            if user.ping_sent is None:
                 if now - user.last_active >= c.ping_interval:
                     user.ping_sent = now
                     out.send(user, Line("PING", (c.server_name,)).encode(trailing=True))
             elif now - user.ping_sent >= c.ping_timeout:
-                idle = int(now - user.last_active)
-                self.disconnect(user, f"Ping timeout: {idle} seconds", now, out)
+                leaving.append(user)
+                reasons.append(f"Ping timeout: {int(now - user.last_active)} seconds")
                 continue
-            if user.registered and user.nick_deadline is not None and now >= user.nick_deadline:
+            if user.nick_deadline is not None and now >= user.nick_deadline:
                 self._rename_guest(user, now, out)
+        if leaving:
+            self.disconnect_all(leaving, reasons, now, out)
 
     def _neighbours(self, user: User) -> list[User]:
         """Every other user who shares a channel with `user`, once each."""
@@ -1009,9 +1092,13 @@ class State:
         chan.remove(user)
         user.channels.pop(key, None)
         if not chan.members:
-            chan.invited.clear()  # invitations are its members' to give
-            if not self._keep_empty(chan, key):
-                del self.channels[key]
+            self._emptied(chan, key)
+
+    def _emptied(self, chan: Channel, key: str) -> None:
+        """The last member of `chan` (at `key`) has left."""
+        chan.invited.clear()  # invitations are its members' to give
+        if not self._keep_empty(chan, key):
+            del self.channels[key]
 
     def _keep_empty(self, chan: Channel, key: str) -> bool:
         """With history on, an emptied channel keeps its modes, bans and topic (they guard or
@@ -2755,10 +2842,17 @@ class State:
             self.store.add_kline(mask, reason, user.nick, expires)
         text = f"K-line added for {mask}" + (f" for {int(duration)}s" if duration else "")
         out.send(user, Line("NOTICE", (user.nick, text), source=server).encode(trailing=True))
-        for other in [u for u in self.clients if u.registered and u is not user]:
-            if self._kline_for(other, now) is not None:
-                out.send(other, Line("ERROR", (f"K-lined: {reason}",)).encode(trailing=True))
-                self.disconnect(other, f"K-lined: {reason}", now, out)
+        # everyone it bans leaves at once (disconnect_all): a ban on a crowd's address must not
+        # tell each who stays of each departure on its own, under the lock
+        banned = [
+            other
+            for other in self.clients
+            if other.registered and other is not user and self._kline_for(other, now) is not None
+        ]
+        error = Line("ERROR", (f"K-lined: {reason}",)).encode(trailing=True)
+        for other in banned:
+            out.send(other, error)
+        self.disconnect_all(banned, [f"K-lined: {reason}"] * len(banned), now, out)
 
     def _unkline(self, user: User, line: Line, now: float, out: Outbox) -> None:
         if "o" not in user.modes:
