@@ -88,6 +88,7 @@ class TuichatApp(App[None]):
         self._inbox_changed = threading.Condition()
         self._inbox_closed = False  # the app is ending: the connection's thread must not wait
         self._members_timer: Timer | None = None
+        self._slice_ended = 0.0  # when the last slice of the inbox stopped with more to take
 
     # -- layout -----------------------------------------------------------------------------------
 
@@ -160,9 +161,15 @@ class TuichatApp(App[None]):
         self._drain()
 
     def _drain(self) -> None:
-        """Take what the connection received, for SLICE_SECONDS at most; if more is left, go on
-        after whatever else is waiting (a key, a redraw), so the keyboard never waits long."""
-        deadline = time.perf_counter() + SLICE_SECONDS
+        """Take what the connection received, for a slice of time (SLICE_SECONDS to MAX_SLICE);
+        if more is left, go on after whatever else is waiting (a key, a redraw), so the keyboard
+        never waits long."""
+        start = time.perf_counter()
+        # as long as what ran since the last slice (keys, and mostly redrawing the screen), within
+        # bounds: on a slow machine a redraw costs more, and the flood must still get half
+        since = start - self._slice_ended if self._slice_ended else 0.0
+        deadline = start + min(MAX_SLICE, max(SLICE_SECONDS, since))
+        self._slice_ended = 0.0
         while True:
             with self._inbox_changed:
                 if self._inbox_closed:
@@ -183,7 +190,9 @@ class TuichatApp(App[None]):
             self._lines_received(lines)
             if not left:
                 return
-            if time.perf_counter() >= deadline:
+            now = time.perf_counter()
+            if now >= deadline:
+                self._slice_ended = now
                 self.set_timer(NEXT_SLICE, self._drain)
                 return
 
@@ -696,7 +705,8 @@ class TuichatApp(App[None]):
 # KiB at most); the UI takes them CHUNK_LINES at a time for SLICE_SECONDS, then lets keys in
 INBOX_LINES = 10_000
 CHUNK_LINES = 10
-SLICE_SECONDS = 0.008
+SLICE_SECONDS = 0.008  # at least; as long as the pause before it (a redraw), up to MAX_SLICE
+MAX_SLICE = 0.04
 NEXT_SLICE = 0.0005  # the next slice comes after this pause (on a timer, so others run first)
 MEMBERS_SHOWN = 1000  # the member list shows this many (operators first), and counts them all
 MEMBERS_EVERY = 0.5  # seconds between redraws of a member list longer than that

@@ -10,9 +10,8 @@ from __future__ import annotations
 import bisect
 import time
 
-from rich.console import RenderableType
 from rich.segment import Segment
-from rich.table import Table
+from rich.style import Style
 from rich.text import Text
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
@@ -22,6 +21,9 @@ from tuichat.client_state import ACTION, ERROR, EVENT, MESSAGE, NOTICE, Entry
 from tuichat.text import nick_colour, plain, render
 
 SCROLLBACK = 10_000
+STAMP_WIDTH = 6  # "HH:MM "
+_DIM = Style(dim=True)
+_NULL = Style()
 
 
 class Row:
@@ -150,17 +152,25 @@ class ChatLog(ScrollView, can_focus=False):
         self.refresh()
 
     def _draw(self, row: Row, width: int) -> list[Strip]:
-        renderable: RenderableType
+        console = self.app.console
         if row.entry is None:
             label = f" {row.divider} "
             side = max(0, width - len(label))
-            renderable = Text("─" * (side // 2) + label + "─" * (side - side // 2), style="yellow")
-        else:
-            renderable = _row_table(row.entry)
-        console = self.app.console
-        options = console.options.update_width(width)
-        lines = console.render_lines(renderable, options, pad=True)
-        return [Strip(line, width) for line in lines] or [Strip([Segment(" " * width)], width)]
+            text = Text("─" * (side // 2) + label + "─" * (side - side // 2), style="yellow")
+            lines = console.render_lines(text, console.options.update_width(width), pad=True)
+            return [Strip(line, width) for line in lines] or [Strip([Segment(" " * width)], width)]
+        # the time, then the text wrapped in its own column (what a two-column grid draws, at a
+        # third of the cost: a flood draws every line it adds)
+        stamp = time.strftime("%H:%M", time.localtime(row.entry.time))
+        text = format_entry(row.entry)
+        text.overflow = "fold"
+        column = max(1, width - STAMP_WIDTH)
+        lines = console.render_lines(text, console.options.update_width(column), pad=True)
+        first = [Segment(stamp, _DIM), Segment(" ", _NULL)]
+        under = [Segment(" " * STAMP_WIDTH, _NULL)]
+        return [
+            Strip([*(under if i else first), *line], width) for i, line in enumerate(lines)
+        ] or [Strip([Segment(" " * width)], width)]
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
@@ -177,16 +187,6 @@ class ChatLog(ScrollView, can_focus=False):
             return Strip.blank(width, self.rich_style)
         strip = strips[part].crop_extend(scroll_x, scroll_x + width, self.rich_style)
         return strip.apply_style(self.rich_style)
-
-
-def _row_table(entry: Entry) -> Table:
-    stamp = Text(time.strftime("%H:%M", time.localtime(entry.time)), style="dim")
-    row = Table.grid(padding=(0, 1, 0, 0))
-    row.add_column(width=5, no_wrap=True)
-    row.add_column(ratio=1, overflow="fold")
-    # wrapped lines stay in the text column, under the first line's text
-    row.add_row(stamp, format_entry(entry))
-    return row
 
 
 def format_entry(entry: Entry) -> Text:
