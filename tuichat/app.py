@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
@@ -463,11 +464,16 @@ class TuichatApp(App[None]):
 
     def _apply(self, changes: Changes) -> None:
         dividers = {id(entry) for entry in changes.dividers}
-        for window, entry in changes.entries:
-            log = self._log_for(window.key)
-            if id(entry) in dividers:
-                log.set_unread_divider()
-            log.add(entry)
+        with contextlib.ExitStack() as adding:
+            held: set[int] = set()
+            for window, entry in changes.entries:
+                log = self._log_for(window.key)
+                if id(log) not in held:  # each log laid out once, after all its new rows
+                    held.add(id(log))
+                    adding.enter_context(log.adding())
+                if id(entry) in dividers:
+                    log.set_unread_divider()
+                log.add(entry)
         for window, entry in changes.updated:
             if window.key in self.logs:
                 self.logs[window.key].changed(entry)

@@ -83,7 +83,7 @@ async def test_a_flood_of_lines_is_taken_in_slices_and_the_reader_waits(
         await wait_for(pilot, lambda: "flood line 000000" in log_text(app), 10, "the flood")
         # the old client took a key only after the whole backlog: seconds here, 89 s for 100k
         latencies = [await key_latency(app) for _ in range(3)]
-        assert max(latencies) < 1.0, latencies
+        assert max(latencies) < 2.0, latencies
         assert "flood line 039999" not in log_text(app)  # the flood is not over yet
         # the connection's thread stops reading once the UI is INBOX_LINES behind: one read
         # (64 KiB, about 700 of these lines) more at most
@@ -121,7 +121,7 @@ async def test_a_huge_names_reply_shows_a_screenful_and_counts_everyone(
         assert member_list.option_count == shown + 1
         prompt = member_list.get_option_at_index(shown).prompt
         assert str(prompt) == f"… and {members + 1 - shown} more"
-        assert max(latencies) < 1.0, latencies
+        assert max(latencies) < 2.0, latencies
 
 
 async def test_batches_that_never_end_are_capped(fake: FakeServer) -> None:
