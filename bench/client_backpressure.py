@@ -11,8 +11,10 @@ A raw-socket fake server on 127.0.0.1 port 0 welcomes the app (run headless unde
 - `queries`: private messages from 2,000 different nicks.
 
 Meanwhile a key is sent every 50 ms through the driver (as a terminal's key arrives) and timed
-until the input line holds it. Each scenario ends when the app shows the flood's last item (the
-member count, the last line, the line after the batches, the last stranger) or at `--timeout`.
+until the input line holds it, and a heartbeat task records the longest time the event loop did
+not turn (what a key pressed at the worst moment would wait). Each scenario ends when the app
+shows the flood's last item (the member count, the last line, the line after the batches, the
+last stranger) or at `--timeout`.
 Prints, per scenario, one JSON object: key latency (p50, max, count), seconds until done, the
 growth of the process's resident memory, and what the app kept (open batches, windows, member
 list options). `--tree DIR` runs the tuichat package found in DIR instead of this checkout's
@@ -156,6 +158,18 @@ async def run_scenario(name: str, timeout: float) -> dict[str, object]:
             if channels:  # in #big before the flood, as the user would be
                 while "#big" not in app.logs:
                     await asyncio.sleep(0.01)
+            stalls: list[float] = [0.0]
+
+            async def heartbeat() -> None:
+                # the longest the event loop went without turning: what a key could have waited
+                while True:
+                    tick = time.perf_counter()
+                    await asyncio.sleep(0.01)
+                    stalls.append(time.perf_counter() - tick - 0.01)
+                    if len(stalls) > 1:
+                        stalls[:] = [max(stalls)]
+
+            beat = asyncio.create_task(heartbeat())
             server.go.set()
             start = time.monotonic()
             finished: float | None = None
@@ -175,6 +189,7 @@ async def run_scenario(name: str, timeout: float) -> dict[str, object]:
                 peak = max(peak, rss_mb())
                 print(json.dumps({"key_ms": round(keys[-1] * 1000, 1)}), flush=True)
                 await asyncio.sleep(0.05)
+            beat.cancel()
             member_list = app.query_one("#member-list", OptionList)
             big = app.logs.get("#big")
             entries = [row.entry for row in big.rows if row.entry is not None] if big else []
@@ -183,6 +198,7 @@ async def run_scenario(name: str, timeout: float) -> dict[str, object]:
                 key_p50_ms=round(statistics.median(keys) * 1000, 1) if keys else None,
                 key_max_ms=round(max(keys) * 1000, 1) if keys else None,
                 keys=len(keys),
+                stall_max_ms=round(max(stalls) * 1000, 1),
                 rss_growth_mb=round(peak - start_rss, 1),
                 open_batches=len(app.state.batches),
                 windows=len(app.state.windows),

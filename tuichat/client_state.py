@@ -202,21 +202,24 @@ class ClientState:
         return [w.name for w in self.windows.values() if w.kind == "channel" and w.joined]
 
     def sorted_members(self, key: str, limit: int | None = None) -> list[Member]:
-        """The members of a window, operators first then by nick; the first `limit` only (a
-        partial sort: a channel of 100,000 is not sorted whole to show a screenful)."""
+        """The members of a window, operators first then by nick; with `limit`, the first
+        `limit` only, without sorting them all: a channel of 100,000 has a few hundred with a
+        prefix, and the first of the rest come from a partial sort of plain strings."""
         window = self.windows.get(key)
         if window is None:
             return []
         ranks = {prefix: i for i, prefix in enumerate(self.prefixes.values())}
         last = len(ranks)
-
-        def order(item: tuple[str, Member]) -> tuple[int, str]:
-            return ranks.get(item[1].prefix, last), item[0]  # the key is the casefolded nick
-
-        items = window.members.items()
-        if limit is not None and limit < len(items):
-            return [member for _, member in heapq.nsmallest(limit, items, key=order)]
-        return [member for _, member in sorted(items, key=order)]
+        members = window.members  # keyed by the casefolded nick: the order within a rank
+        if limit is None or limit >= len(members):
+            order = sorted(members, key=lambda k: (ranks.get(members[k].prefix, last), k))
+            return [members[k] for k in order]
+        ranked = sorted((ranks[m.prefix], k) for k, m in members.items() if m.prefix in ranks)
+        first = [members[k] for _, k in ranked[:limit]]
+        if len(first) < limit:
+            rest = (k for k, m in members.items() if m.prefix not in ranks)
+            first += [members[k] for k in heapq.nsmallest(limit - len(first), rest)]
+        return first
 
     def nicks(self, key: str) -> list[str]:
         window = self.windows.get(key)
