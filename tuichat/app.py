@@ -725,7 +725,7 @@ CHUNK_LINES = 10
 SLICE_SECONDS = 0.008  # at least; as long as the pause before it (a redraw), up to MAX_SLICE
 MAX_SLICE = 0.04
 NEXT_SLICE = 0.0005  # the next slice comes after this pause (so that others run first)
-MEMBERS_SHOWN = 1000  # the member list shows this many (operators first), and counts them all
+MEMBERS_SHOWN = 300  # the member list shows this many (operators first; ten screenfuls), counts all
 MEMBERS_EVERY = 0.5  # seconds between redraws of a member list longer than that
 
 # with gc_tuning installed, cycles among old objects wait for this: every FULL_GC_EVERY seconds,
