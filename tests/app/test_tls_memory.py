@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,3 +215,28 @@ async def test_an_expired_or_dropped_sts_policy_is_not_followed(tmp_path: Path) 
     policies.set(HOST, 6697, 0)  # duration=0: the server withdrew it
     assert policies.port(HOST) is None
     assert (tmp_path / "sts").stat().st_mode & 0o777 == 0o600
+
+
+async def test_a_kept_sts_policy_never_falls_back_to_plain_text(
+    servers: Servers, tmp_path: Path
+) -> None:
+    plain = servers.start()  # a server that would take the connection in plain text
+    closed = socket.create_server((HOST, 0))  # the policy's TLS port: nobody answers there
+    tls_port = closed.getsockname()[1]
+    closed.close()
+    # kept from an earlier run, in the file's format (host, port, when it expires)
+    (tmp_path / "sts_policies").write_text(f"{HOST} {tls_port} {time.time() + 3600:.0f}\n")
+    app = plain_app(plain.port, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        # the status line names the reason from the second failed attempt on
+        await wait_for(
+            pilot,
+            lambda: (
+                f"(connection refused by {HOST} port" in status_text(app) or app.client.registered
+            ),
+            what="a second failed attempt",
+            show=lambda: screen_state(app),
+        )
+        assert not app.client.registered
+        assert f"port {tls_port}" in log_text(app)  # where it tried: TLS, as the policy says
+        assert not plain.state.clients  # never in plain text

@@ -250,9 +250,9 @@ class Client:
             try:
                 sock = self._connect()
             except OSError as error:
-                reason = describe_error(error, c.host, c.port)
+                reason = describe_error(error, c.host, self._port)
             except ssl.SSLError as error:
-                reason = f"TLS failed with {c.host} port {c.port}: {error.reason or error}"
+                reason = f"TLS failed with {c.host} port {self._port}: {error.reason or error}"
             except TrustRefused as error:
                 reason = str(error)
                 self._give_up = reason
