@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -19,7 +22,7 @@ from textual.widgets import ContentSwitcher, Input, OptionList, Static
 
 from tuichat import commands, gc_tuning
 from tuichat.client_state import ERROR, INFO, SERVER, Changes, ClientState, Entry, Window
-from tuichat.messages import ConnectionChanged, LinesReceived
+from tuichat.messages import InboxFilled
 from tuichat.net import client as net
 from tuichat.net.protocol import Line, casefold
 from tuichat.text import plain, render
@@ -82,8 +85,12 @@ class TuichatApp(App[None]):
         self._typing_target = ""
         self._mark_timer: Timer | None = None
         self._last_activity = self._last_full_gc = time.monotonic()
-        self._inbox: list[Line] | None = None  # the lines of the batch posted and not yet taken
-        self._inbox_lock = threading.Lock()
+        # what the connection's thread received, in order, until the UI takes it (bounded)
+        self._inbox: deque[Line | net.ClientEvent] = deque()
+        self._inbox_changed = threading.Condition()
+        self._inbox_closed = False  # the app is ending: the connection's thread must not wait
+        self._members_timer: Timer | None = None
+        self._slice_ended = 0.0  # when the last slice of the inbox stopped with more to take
 
     # -- layout -----------------------------------------------------------------------------------
 
@@ -110,6 +117,7 @@ class TuichatApp(App[None]):
         self.set_interval(FULL_GC_EVERY / 10, self._collect_when_idle)
 
     def on_unmount(self) -> None:
+        self._close_inbox()
         self.client.close()
         gc_tuning.uninstall()
 
@@ -128,28 +136,85 @@ class TuichatApp(App[None]):
     def _on_client_event(self, event: net.ClientEvent) -> None:
         """Called on the connection's thread: hand over to the UI, touch nothing.
 
-        Lines that arrive while the UI has not yet taken the last batch join that batch, so a
-        flood is one message in the UI's queue, not hundreds: a key pressed meanwhile waits for
-        one batch at most."""
-        with self._inbox_lock:
+        Everything goes into one queue, in order; a wake-up message is posted only when it was
+        empty, so a flood is one message in the UI's queue, not thousands. When the UI is
+        INBOX_LINES behind, this thread waits (and reads nothing more: the server's sendq takes
+        the rest, as TCP intends) rather than growing the queue without end."""
+        with self._inbox_changed:
+            while len(self._inbox) >= INBOX_LINES and not self._inbox_closed:
+                self._inbox_changed.wait(0.5)
+            if self._inbox_closed:
+                return
+            wake = not self._inbox
             if isinstance(event, net.LinesReceived):
-                if self._inbox is not None:
-                    self._inbox.extend(event.lines)
-                    return
-                self._inbox = list(event.lines)
-                self.post_message(LinesReceived(self._inbox))
+                self._inbox.extend(event.lines)
             else:
-                self._inbox = None  # lines after this event go after it
-                self.post_message(ConnectionChanged(event))
+                self._inbox.append(event)
+        if wake:
+            self.post_message(InboxFilled())
 
-    def on_lines_received(self, message: LinesReceived) -> None:
-        with self._inbox_lock:
-            if self._inbox is message.lines:  # taken: what arrives now makes a new batch
-                self._inbox = None
+    def _close_inbox(self) -> None:
+        with self._inbox_changed:
+            self._inbox_closed = True
+            self._inbox.clear()
+            self._inbox_changed.notify_all()
+
+    def on_inbox_filled(self, message: InboxFilled) -> None:
+        self._drain()
+
+    def _drain(self) -> None:
+        """Take what the connection received, for a slice of time (SLICE_SECONDS to MAX_SLICE);
+        if more is left, go on after whatever else is waiting (a key, a redraw), so the keyboard
+        never waits long."""
+        start = time.perf_counter()
+        # as long as what ran since the last slice (keys, and mostly redrawing the screen), within
+        # bounds: on a slow machine a redraw costs more, and the flood must still get half
+        since = start - self._slice_ended if self._slice_ended else 0.0
+        deadline = start + min(MAX_SLICE, max(SLICE_SECONDS, since))
+        self._slice_ended = 0.0
+        while True:
+            with self._inbox_changed:
+                if self._inbox_closed:
+                    return
+                take = min(CHUNK_LINES, len(self._inbox))
+                items = [self._inbox.popleft() for _ in range(take)]
+                if take and len(self._inbox) < INBOX_LINES:
+                    self._inbox_changed.notify_all()
+                left = bool(self._inbox)
+            lines: list[Line] = []
+            for item in items:
+                if isinstance(item, Line):
+                    lines.append(item)
+                    continue
+                self._lines_received(lines)
+                lines = []
+                self._connection_changed(item)
+            self._lines_received(lines)
+            if not left:
+                return
+            now = time.perf_counter()
+            if now >= deadline:
+                self._slice_ended = now
+                # straight on the event loop: a Textual timer this short that starts late skips
+                # its only run, and the rest of the inbox would wait for the next line to arrive
+                asyncio.get_running_loop().call_later(NEXT_SLICE, self._next_slice)
+                return
+
+    def _next_slice(self) -> None:
+        if not self.is_running:
+            return
+        try:
+            self._drain()
+        except Exception as error:  # as a timer's callback would: the app shows it and ends
+            self._handle_exception(error)
+
+    def _lines_received(self, lines: list[Line]) -> None:
+        if not lines:
+            return
         self._last_activity = time.monotonic()
         now = self.clock()
         changes = Changes()
-        for line in message.lines:
+        for line in lines:
             changes.merge(self.state.feed(line, now))
         for key in changes.joined:
             name = self.state.windows[key].name
@@ -170,8 +235,7 @@ class TuichatApp(App[None]):
         if any(window.key == self.state.current for window, _ in changes.entries):
             self._mark_read_soon()
 
-    def on_connection_changed(self, message: ConnectionChanged) -> None:
-        event = message.event
+    def _connection_changed(self, event: net.ClientEvent) -> None:
         now = self.clock()
         if isinstance(event, net.Connecting):
             self.connection = "connecting"
@@ -411,11 +475,16 @@ class TuichatApp(App[None]):
 
     def _apply(self, changes: Changes) -> None:
         dividers = {id(entry) for entry in changes.dividers}
-        for window, entry in changes.entries:
-            log = self._log_for(window.key)
-            if id(entry) in dividers:
-                log.set_unread_divider()
-            log.add(entry)
+        with contextlib.ExitStack() as adding:
+            held: set[int] = set()
+            for window, entry in changes.entries:
+                log = self._log_for(window.key)
+                if id(log) not in held:  # each log laid out once, after all its new rows
+                    held.add(id(log))
+                    adding.enter_context(log.adding())
+                if id(entry) in dividers:
+                    log.set_unread_divider()
+                log.add(entry)
         for window, entry in changes.updated:
             if window.key in self.logs:
                 self.logs[window.key].changed(entry)
@@ -433,7 +502,7 @@ class TuichatApp(App[None]):
             self._forget_closed_logs()
             self._refresh_windows()
         if self.state.current in changes.members:
-            self._refresh_members()
+            self._refresh_members_soon()
         if self.state.current in changes.topics:
             self._refresh_topic()
         if changes.nick:
@@ -459,10 +528,23 @@ class TuichatApp(App[None]):
         )
 
     def _refresh_members(self) -> None:
+        if self._members_timer is not None:
+            self._members_timer.stop()
+            self._members_timer = None
         members = self.query_one("#member-list", MemberList)
         window = self.state.windows.get(self.state.current)
         members.display = window is not None and window.kind == "channel"
-        members.show(self.state.sorted_members(self.state.current))
+        count = len(window.members) if window is not None else 0
+        members.show(self.state.sorted_members(self.state.current, MEMBERS_SHOWN), count)
+
+    def _refresh_members_soon(self) -> None:
+        """A small list is redrawn now; a large one at most every MEMBERS_EVERY seconds (while
+        a thousand members join, sorting 100,000 for each would take the keyboard's time)."""
+        window = self.state.windows.get(self.state.current)
+        if window is None or len(window.members) <= MEMBERS_SHOWN:
+            self._refresh_members()
+        elif self._members_timer is None:
+            self._members_timer = self.set_timer(MEMBERS_EVERY, self._refresh_members)
 
     def _refresh_topic(self) -> None:
         window = self.state.windows[self.state.current]
@@ -599,6 +681,7 @@ class TuichatApp(App[None]):
         self.select_window(self.state.current)
 
     def quit_chat(self, reason: str = "") -> None:
+        self._close_inbox()
         self.client.quit(reason or "tuichat")
         self.exit()
 
@@ -634,6 +717,16 @@ class TuichatApp(App[None]):
             self.run_actions([commands.OpenWindow(event.option_id)])
         self.query_one("#input", InputLine).focus()
 
+
+# the connection's thread waits when this many received lines wait for the UI (plus one read, 64
+# KiB at most); the UI takes them CHUNK_LINES at a time for SLICE_SECONDS, then lets keys in
+INBOX_LINES = 10_000
+CHUNK_LINES = 10
+SLICE_SECONDS = 0.008  # at least; as long as the pause before it (a redraw), up to MAX_SLICE
+MAX_SLICE = 0.04
+NEXT_SLICE = 0.0005  # the next slice comes after this pause (so that others run first)
+MEMBERS_SHOWN = 300  # the member list shows this many (operators first; ten screenfuls), counts all
+MEMBERS_EVERY = 0.5  # seconds between redraws of a member list longer than that
 
 # with gc_tuning installed, cycles among old objects wait for this: every FULL_GC_EVERY seconds,
 # when nothing has happened for 2 s, everything is collected

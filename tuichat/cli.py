@@ -548,6 +548,7 @@ def connect(args: argparse.Namespace, *, embedded: bool = False) -> int:
         fingerprint=args.fingerprint,
         insecure=args.insecure,
         known_servers=str(default_db_path().parent / "known_servers"),
+        sts_policies=str(default_db_path().parent / "sts_policies"),
         client_cert=str(args.tls_client_cert) if args.tls_client_cert else None,
     )
     if config.insecure:

@@ -8,7 +8,9 @@ renders from this; nothing here knows about widgets, sockets or the clock.
 from __future__ import annotations
 
 import datetime
+import heapq
 import re
+from collections import deque
 from dataclasses import dataclass, field
 
 from tuichat.net.protocol import Line, casefold, parse_uint
@@ -23,6 +25,12 @@ EVENT = "event"  # joins, parts, quits, nick and topic changes, modes, kicks: sh
 INFO = "info"
 ERROR = "error"
 CHATTY = frozenset({MESSAGE, ACTION, NOTICE})
+
+# bounds against a hostile or broken server (SECURITY.md)
+MAX_BATCHES = 64  # open BATCHes at once; a BATCH + beyond is ignored (its lines shown plainly)
+MAX_MEMBERS = 250_000  # members of one channel; NAMES beyond this is ignored
+NEW_QUERIES = 5  # private windows opened by others' messages per QUERY_WINDOW seconds; beyond,
+QUERY_WINDOW = 60.0  # the message is a line in the server window and no window opens
 
 
 @dataclass
@@ -40,7 +48,7 @@ class Entry:
     history: bool = False  # from the server's history, not said just now
 
 
-@dataclass
+@dataclass(slots=True)
 class Member:
     nick: str
     modes: str = ""  # prefix characters held, best first: "@+"
@@ -142,6 +150,9 @@ class ClientState:
         self.pending: dict[str, tuple[Window, Entry]] = {}  # label -> our message awaiting echo
         self._time = 0.0  # the time of the line being fed (server-time, or arrival)
         self._batch: str | None = None  # the history batch the line being fed belongs to
+        self._arrival = 0.0  # when the line being fed arrived (not its server-time)
+        self._names: dict[str, dict[str, Member]] = {}  # NAMES being received, until its 366
+        self._opened: deque[float] = deque()  # when others opened private windows lately
 
     # -- windows ----------------------------------------------------------------------------------
 
@@ -190,15 +201,25 @@ class ClientState:
         """Names of the channels we are in or were in before a disconnect (to rejoin)."""
         return [w.name for w in self.windows.values() if w.kind == "channel" and w.joined]
 
-    def sorted_members(self, key: str) -> list[Member]:
+    def sorted_members(self, key: str, limit: int | None = None) -> list[Member]:
+        """The members of a window, operators first then by nick; with `limit`, the first
+        `limit` only, without sorting them all: a channel of 100,000 has a few hundred with a
+        prefix, and the first of the rest come from a partial sort of plain strings."""
         window = self.windows.get(key)
         if window is None:
             return []
         ranks = {prefix: i for i, prefix in enumerate(self.prefixes.values())}
-        return sorted(
-            window.members.values(),
-            key=lambda m: (ranks.get(m.prefix, len(ranks)), casefold(m.nick)),
-        )
+        last = len(ranks)
+        members = window.members  # keyed by the casefolded nick: the order within a rank
+        if limit is None or limit >= len(members):
+            order = sorted(members, key=lambda k: (ranks.get(members[k].prefix, last), k))
+            return [members[k] for k in order]
+        ranked = sorted((ranks[m.prefix], k) for k, m in members.items() if m.prefix in ranks)
+        first = [members[k] for _, k in ranked[:limit]]
+        if len(first) < limit:
+            rest = (k for k, m in members.items() if m.prefix not in ranks)
+            first += [members[k] for k in heapq.nsmallest(limit - len(first), rest)]
+        return first
 
     def nicks(self, key: str) -> list[str]:
         window = self.windows.get(key)
@@ -257,6 +278,9 @@ class ClientState:
     def disconnected(self) -> list[str]:
         """The connection dropped: forget who is where; return the channels to rejoin."""
         rejoin = self.channels()
+        self._names.clear()
+        self.batches.clear()
+        self.batch_counts.clear()
         for window in self.windows.values():
             window.members.clear()
             window.joined = False
@@ -266,7 +290,7 @@ class ClientState:
 
     def feed(self, line: Line, now: float) -> Changes:
         changes = Changes()
-        self._time = now
+        self._time = self._arrival = now
         self._batch = None
         if line.tags:
             stamp = line.tags.get("time")
@@ -282,6 +306,8 @@ class ClientState:
                 else:
                     self._batch = batch  # history
             if line.command == "BATCH" and line.params[:1] and line.params[0].startswith("+"):
+                if len(self.batches) >= MAX_BATCHES:
+                    return changes  # never closed, they would pile up: its lines come as they are
                 if len(line.params) > 1 and line.params[1] == "labeled-response" and label:
                     self.batches[line.params[0][1:]] = ("labeled-response", label)
                     return changes
@@ -338,6 +364,8 @@ class ClientState:
             return
         ref = line.params[0]
         if ref.startswith("+") and len(line.params) >= 2:
+            if len(self.batches) >= MAX_BATCHES:
+                return
             target = line.params[2] if len(line.params) > 2 else ""
             self.batches[ref[1:]] = (line.params[1], target)
             self.batch_counts[ref[1:]] = [0, 0, None]
@@ -430,6 +458,15 @@ class ClientState:
             window = self.open(target, changes)
         elif line.source is None or "!" not in line.source:
             window = self.windows[SERVER]  # a server notice
+        elif casefold(nick) in self.windows:
+            window = self.windows[casefold(nick)]
+        elif not self._may_open_query():
+            text = (
+                f"new private message from {nick} (no window: more than {NEW_QUERIES} new "
+                f"conversations in a minute; /query {nick} to open one): {text}"
+            )
+            self.add(changes, self.windows[SERVER], Entry(now, INFO, text))
+            return
         else:
             window = self.open(nick, changes)
         history = self._batch is not None
@@ -445,6 +482,17 @@ class ClientState:
             counts[0] = int(counts[0] or 0) + 1
             counts[1] = int(counts[1] or 0) + int(added)
             counts[2] = msgid or counts[2]
+
+    def _may_open_query(self) -> bool:
+        """Whether a stranger's message may open a window now: at most NEW_QUERIES a minute, or
+        a hundred connections messaging us would bury the window list (and the keyboard)."""
+        opened, now = self._opened, self._arrival
+        while opened and opened[0] <= now - QUERY_WINDOW:
+            opened.popleft()
+        if len(opened) >= NEW_QUERIES:
+            return False
+        opened.append(now)
+        return True
 
     def _settle_echo(self, window: Window, text: str, line: Line, changes: Changes) -> bool:
         """echo-message without labels: our oldest pending message with this text is the one."""
@@ -633,17 +681,25 @@ class ClientState:
             key = casefold(params[1])
             window = self.windows.get(key)
             if window is not None and window.joined:
-                for name in params[2].split():
+                # collected until the 366: a reply of 2,000 lines changes the list once
+                names = self._names.setdefault(key, {})
+                room = MAX_MEMBERS - len(names) - len(window.members)
+                for name in params[2].split()[: max(0, room)]:
                     member = self._parse_name(name)
-                    window.members[self._member_key(member.nick)] = member
-                changes.members.add(window.key)
+                    names[self._member_key(member.nick)] = member
             if key in self.names_requested:
                 target = window or self.windows.get(self.current, self.windows[SERVER])
                 self.add(changes, target, Entry(now, INFO, f"users in {params[1]}: {params[2]}"))
             return
         if code == "366":
             if params:
-                self.names_requested.discard(casefold(params[0]))
+                key = casefold(params[0])
+                self.names_requested.discard(key)
+                names = self._names.pop(key, {})
+                window = self.windows.get(key)
+                if names and window is not None and window.joined:
+                    window.members.update(names)
+                    changes.members.add(window.key)
             return
         if code in ("352", "315") and params and casefold(params[0]) in self.quiet_who:
             if code == "315":

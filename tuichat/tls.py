@@ -84,7 +84,12 @@ def server_context(cert_file: str | Path, key_file: str | Path) -> ssl.SSLContex
 
 
 class KnownServers:
-    """The fingerprints this user has trusted, like ssh's known_hosts: `host:port FINGERPRINT`."""
+    """The servers this user has trusted, like ssh's known_hosts: `host:port FINGERPRINT` for a
+    certificate trusted on first use, `host:port ca` for one a certificate authority vouched for.
+    A host once verified by a CA is never again offered the first-use prompt (a self-signed
+    certificate there is an attacker's, until the user removes the line)."""
+
+    CA = "ca"
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -102,14 +107,70 @@ class KnownServers:
         return entries
 
     def get(self, host: str, port: int) -> str | None:
-        return self._entries().get(f"{host.lower()}:{port}")
+        """The fingerprint trusted for host:port (None when none is, or a CA vouched for it)."""
+        value = self._entries().get(f"{host.lower()}:{port}")
+        return None if value == self.CA else value
+
+    def verified_by_ca(self, host: str) -> bool:
+        """Whether a CA-verified certificate was seen at `host` (on any port)."""
+        prefix = host.lower() + ":"
+        return any(
+            server.startswith(prefix) and value == self.CA
+            for server, value in self._entries().items()
+        )
 
     def add(self, host: str, port: int, fp: str) -> None:
+        """Remember `fp` (a fingerprint, or `KnownServers.CA`) for host:port."""
         entries = self._entries()
-        entries[f"{host.lower()}:{port}"] = fp
+        server = f"{host.lower()}:{port}"
+        if entries.get(server) == fp:
+            return
+        entries[server] = fp
         lines = [f"{server} {value}" for server, value in sorted(entries.items())]
         # 0600: whoever could write it could pin their own certificate for a host
         files.write_private(self.path, ("\n".join(lines) + "\n").encode("utf-8"))
+
+
+class StsPolicies:
+    """IRCv3 STS policies the client keeps (`host port expires`, one a line): until a policy
+    expires, a plain-text connection to the host is made over TLS to that port instead."""
+
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.clock = clock
+
+    def _entries(self) -> dict[str, tuple[int, float]]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        entries: dict[str, tuple[int, float]] = {}
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[1].isascii() and parts[1].isdigit():
+                try:
+                    entries[parts[0]] = (int(parts[1]), float(parts[2]))
+                except ValueError:
+                    continue
+        return entries
+
+    def port(self, host: str) -> int | None:
+        """The TLS port a standing policy for `host` requires, or None."""
+        entry = self._entries().get(host.lower())
+        if entry is None or entry[1] <= self.clock():
+            return None
+        return entry[0]
+
+    def set(self, host: str, port: int, duration: int) -> None:
+        """Keep the policy for `duration` seconds from now (0 removes it, as the spec says)."""
+        now = self.clock()
+        entries = {h: e for h, e in self._entries().items() if e[1] > now}
+        if duration > 0:
+            entries[host.lower()] = (port, now + duration)
+        else:
+            entries.pop(host.lower(), None)
+        lines = [f"{h} {p} {expires:.0f}" for h, (p, expires) in sorted(entries.items())]
+        files.write_private(self.path, "".join(line + "\n" for line in lines).encode("utf-8"))
 
 
 class MemoryTLS:

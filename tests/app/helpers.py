@@ -327,3 +327,78 @@ class Servers:
     def stop_all(self) -> None:
         for server in self.started:
             server.stop()
+
+
+class FakeServer:
+    """A hostile "server" on 127.0.0.1 port 0, for floods no real server would send: it accepts
+    one client, welcomes it (001) once it has sent USER, and then writes whatever `flood` is
+    given, from a thread of its own (so a client that stops reading blocks only that thread).
+    Everything the client sends is kept in `received`."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server((HOST, 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.received: list[str] = []
+        self.sent_bytes = 0
+        self.welcomed = threading.Event()
+        self._conn: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+        self._start(self._serve)
+
+    def _start(self, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name="fake-server", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        self._conn = conn
+        partial = b""
+        while True:
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            *lines, partial = (partial + data).split(b"\r\n")
+            for raw in lines:
+                line = raw.decode("utf-8", "replace")
+                self.received.append(line)
+                if line.startswith("USER ") and not self.welcomed.is_set():
+                    self._send(b":fake.example 001 me :Welcome\r\n")
+                    self.welcomed.set()
+
+    def _send(self, data: bytes) -> None:
+        assert self._conn is not None
+        self._conn.sendall(data)
+        self.sent_bytes += len(data)
+
+    def flood(self, lines: list[str], chunk: int = 1000) -> None:
+        """Send `lines` after the welcome, `chunk` lines per `sendall`, from another thread."""
+        data = [
+            ("\r\n".join(lines[i : i + chunk]) + "\r\n").encode()
+            for i in range(0, len(lines), chunk)
+        ]
+
+        def send() -> None:
+            self.welcomed.wait(10)
+            for piece in data:
+                try:
+                    self._send(piece)
+                except OSError:
+                    return
+
+        self._start(send)
+
+    def close(self) -> None:
+        for sock in (self._conn, self.listener):
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+        for thread in self._threads:
+            thread.join(2)

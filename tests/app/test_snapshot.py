@@ -15,7 +15,6 @@ import pytest
 from textual.pilot import Pilot
 
 from tuichat.app import TuichatApp
-from tuichat.messages import ConnectionChanged
 from tuichat.net.client import LagMeasured
 
 from .helpers import (
@@ -70,9 +69,9 @@ def test_main_screen(
         await wait_for(pilot, lambda: "[sending]" not in "\n".join(log_lines(app)))
         await pilot.press(*"a draft")
         # The measured lag (a millisecond or two here) is on screen: once the real probe has been
-        # answered (the next is 30 s away), report a fixed one through the same message.
+        # answered (the next is 30 s away), report a fixed one through the same path.
         await wait_for(pilot, lambda: "  lag " in status_text(app), show=lambda: status_text(app))
-        app.post_message(ConnectionChanged(LagMeasured(0.012)))
+        app._on_client_event(LagMeasured(0.012))
         await wait_for(
             pilot, lambda: status_text(app).endswith("lag 12 ms"), show=lambda: status_text(app)
         )

@@ -180,6 +180,7 @@ def test_sorted_members_ops_then_voices_then_the_rest_case_insensitively(
     state: ClientState,
 ) -> None:
     feed(state, ":irc.example.org 353 alice = #chan :+Zed @beth +adam zoe Anna @Carl")
+    feed(state, ":irc.example.org 366 alice #chan :End of /NAMES list")
     assert order(state, "#chan") == [
         "@alice",
         "@beth",
@@ -198,6 +199,7 @@ def test_sorted_members_ops_then_voices_then_the_rest_case_insensitively(
 
 def test_names_with_userhost_in_names_keeps_only_the_nick(state: ClientState) -> None:
     feed(state, ":irc.example.org 353 alice = #chan :@grace!~g@host.example +hank!h@h")
+    feed(state, ":irc.example.org 366 alice #chan :End of /NAMES list")
     assert members(state, "#chan")["grace"] == "@"
     assert members(state, "#chan")["hank"] == "+"
 
@@ -699,6 +701,7 @@ def test_names_of_a_channel_we_are_not_in(state: ClientState) -> None:
 def test_names_for_a_parted_channel_do_not_refill_it(state: ClientState) -> None:
     feed(state, ":alice!~a@host PART #chan")
     feed(state, ":irc.example.org 353 alice = #chan :@bob carol")
+    feed(state, ":irc.example.org 366 alice #chan :End of /NAMES list")
     assert state.windows["#chan"].members == {}
 
 

@@ -60,6 +60,7 @@ class ClientConfig:
     fingerprint: str | None = None  # the server certificate's SHA-256, pinned
     insecure: bool = False  # TLS without checking the certificate at all (tests)
     known_servers: str | None = None  # file of trusted fingerprints (trust on first use)
+    sts_policies: str | None = None  # file of the servers' STS policies (IRCv3), kept till expiry
     client_cert: str | None = None  # PEM with the certificate and its key
     connect_timeout: float = 10.0
     backoff_min: float = 1.0
@@ -173,6 +174,10 @@ class Client:
         self.caps: frozenset[str] = frozenset()
         self._offered: dict[str, str] = {}
         self._cap_done = False
+        self._secure = False  # the connection in use is TLS
+        self._port = config.port  # the port it is on (an STS policy may have changed it)
+        self._sts_port: int | None = None  # TLS here from now on: the server said so (STS)
+        self._upgrade: str | None = None  # why this plain-text session ends to go TLS
 
     @property
     def connected(self) -> bool:
@@ -245,9 +250,9 @@ class Client:
             try:
                 sock = self._connect()
             except OSError as error:
-                reason = describe_error(error, c.host, c.port)
+                reason = describe_error(error, c.host, self._port)
             except ssl.SSLError as error:
-                reason = f"TLS failed with {c.host} port {c.port}: {error.reason or error}"
+                reason = f"TLS failed with {c.host} port {self._port}: {error.reason or error}"
             except TrustRefused as error:
                 reason = str(error)
                 self._give_up = reason
@@ -256,6 +261,11 @@ class Client:
                 if self._registered:
                     attempt = 1
             self._registered = False
+            if self._upgrade is not None and not self._stopping.is_set():
+                self._emit(Disconnected(self._upgrade, 0.0))
+                self._upgrade = None
+                attempt = 0
+                continue  # at once: TLS to the port the server named
             if self._stopping.is_set() or not c.reconnect or self._give_up is not None:
                 self._emit(Disconnected(self._give_up or reason, None))
                 return
@@ -268,33 +278,53 @@ class Client:
                 return
 
     def _connect(self) -> socket.socket | tls.SecureSocket:
-        """A connected socket: plain, or TLS with the certificate checked (CA, pin, or TOFU)."""
+        """A connected socket: plain, or TLS with the certificate checked (CA, pin, or TOFU).
+        A plain-text connection goes over TLS instead when the server's STS policy says so
+        (learnt on this run, or kept from an earlier one until it expires)."""
         c = self.config
-        sock = socket.create_connection((c.host, c.port), timeout=c.connect_timeout)
-        if not c.tls:
+        use_tls, port = c.tls, c.port
+        if not use_tls:
+            kept = tls.StsPolicies(Path(c.sts_policies)).port(c.host) if c.sts_policies else None
+            sts = self._sts_port or kept
+            if sts is not None:
+                use_tls, port = True, sts
+        self._secure, self._port = use_tls, port
+        sock = socket.create_connection((c.host, port), timeout=c.connect_timeout)
+        if not use_tls:
             return sock
         if c.insecure:
             secure = tls.SecureSocket(sock, self._context(verify=False), c.host)
             secure.handshake(c.connect_timeout)
             return secure
+        known = tls.KnownServers(Path(c.known_servers)) if c.known_servers else None
         if c.fingerprint is None:
             try:
                 secure = tls.SecureSocket(sock, self._context(verify=True), c.host)
                 secure.handshake(c.connect_timeout)
-                return secure  # a certificate from a CA this system trusts
-            except ssl.SSLCertVerificationError:
+            except ssl.SSLCertVerificationError as error:
                 sock.close()
-                sock = socket.create_connection((c.host, c.port), timeout=c.connect_timeout)
+                if known is not None and known.verified_by_ca(c.host):
+                    raise TrustRefused(
+                        f"REFUSED: the certificate of {c.host} port {port} is not signed by an "
+                        f"authority you trust ({error.verify_message}), yet {c.host} had one "
+                        "that was before. Someone may be impersonating the server; if it really "
+                        f"changed to a self-signed certificate, remove its lines from "
+                        f"{c.known_servers}."
+                    ) from None
+                sock = socket.create_connection((c.host, port), timeout=c.connect_timeout)
+            else:
+                if known is not None:
+                    known.add(c.host, port, tls.KnownServers.CA)  # never downgraded later
+                return secure  # a certificate from a CA this system trusts
         # not from a trusted CA: compare its fingerprint with the pinned or remembered one
         secure = tls.SecureSocket(sock, self._context(verify=False), c.host)
         secure.handshake(c.connect_timeout)
         der = secure.peer_certificate()
         seen = tls.fingerprint(der or b"")
-        known = tls.KnownServers(Path(c.known_servers)) if c.known_servers else None
         expected = (
             tls.normalize_fingerprint(c.fingerprint)
             if c.fingerprint
-            else (known.get(c.host, c.port) if known else None)
+            else (known.get(c.host, port) if known else None)
         )
         if expected is not None:
             if seen != expected:
@@ -305,7 +335,7 @@ class Client:
                     where = c.known_servers or "your known servers"
                     advice = f"if its certificate really changed, remove its line from {where}."
                 raise TrustRefused(
-                    f"REFUSED: the certificate of {c.host} port {c.port} is not the one trusted. "
+                    f"REFUSED: the certificate of {c.host} port {port} is not the one trusted. "
                     f"Expected SHA-256 {expected}, got {seen}. Someone may be impersonating the "
                     f"server; {advice}"
                 )
@@ -314,13 +344,13 @@ class Client:
         if self._stopping.is_set():  # closed meanwhile: nobody is there to answer
             secure.close()
             raise TrustRefused("closed before the certificate was trusted")
-        self._emit(TrustQuestion(c.host, c.port, seen))
+        self._emit(TrustQuestion(c.host, port, seen))
         self._trust_answered.wait()
         if self._stopping.is_set() or not self._trusted:
             secure.close()
-            raise TrustRefused(f"the certificate of {c.host} port {c.port} was not trusted")
+            raise TrustRefused(f"the certificate of {c.host} port {port} was not trusted")
         if known is not None:
-            known.add(c.host, c.port, seen)
+            known.add(c.host, port, seen)
         return secure
 
     def _context(self, verify: bool) -> ssl.SSLContext:
@@ -375,6 +405,9 @@ class Client:
                     self._receive(buffer, data)
                     if self._error is not None:
                         reason = f"the server closed the connection: {self._error}"
+                    if self._upgrade is not None:
+                        reason = self._upgrade
+                        break
                 now = time.monotonic()
                 if now >= self._next_probe and self._registered:
                     if self._lag_sent is None:
@@ -420,6 +453,8 @@ class Client:
                 self._offered[name] = value
             if more:
                 return
+            if "sts" in self._offered and self._sts(self._offered["sts"]):
+                return  # this plain-text connection ends here
             wanted = [name for name in WANTED_CAPS if name in self._offered]
             if "draft/chathistory" in wanted and "chathistory" in wanted:
                 wanted.remove("draft/chathistory")
@@ -442,6 +477,26 @@ class Client:
                 self._end_cap()
         elif sub == "NAK":
             self._end_cap()
+
+    def _sts(self, value: str) -> bool:
+        """The server's STS policy (IRCv3 sts): over plain text, `port=P` means go TLS on P now,
+        without registering (True); over TLS, `duration=D` keeps the policy for D seconds (0
+        drops it)."""
+        fields = dict(item.partition("=")[::2] for item in value.split(","))
+        if not self._secure:
+            port = fields.get("port", "")
+            if port.isascii() and port.isdigit() and 0 < int(port) < 65536:
+                self._sts_port = int(port)
+                self._upgrade = f"upgrading to TLS on port {port} (the server's STS policy)"
+                return True
+            return False
+        duration = fields.get("duration", "")
+        if duration.isascii() and duration.isdigit():
+            self._sts_port = self._port if int(duration) else None
+            if self.config.sts_policies:
+                policies = tls.StsPolicies(Path(self.config.sts_policies))
+                policies.set(self.config.host, self._port, int(duration))
+        return False
 
     def _end_cap(self) -> None:
         if not self._cap_done:

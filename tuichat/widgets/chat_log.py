@@ -8,13 +8,14 @@ pending message becomes delivered) or a divider can come and go.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import time
+from collections.abc import Iterator
 
-from rich.console import RenderableType
 from rich.segment import Segment
-from rich.table import Table
+from rich.style import Style
 from rich.text import Text
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -22,6 +23,9 @@ from tuichat.client_state import ACTION, ERROR, EVENT, MESSAGE, NOTICE, Entry
 from tuichat.text import nick_colour, plain, render
 
 SCROLLBACK = 10_000
+STAMP_WIDTH = 6  # "HH:MM "
+_DIM = Style(dim=True)
+_NULL = Style()
 
 
 class Row:
@@ -56,6 +60,11 @@ class ChatLog(ScrollView, can_focus=False):
         self._laid_out = 0  # rows[:_laid_out] have offsets at the current width
         self._width = 0
         self._divider: Row | None = None
+        self._style: Style | None = None  # while drawing a screenful: the widget's style
+        # inside adding(): None when not; False before its first row; then whether the log was
+        # at its end before that row
+        self._held: bool | None = None
+        self._line_width = 0
 
     # -- changing the log -------------------------------------------------------------------------
 
@@ -107,6 +116,20 @@ class ChatLog(ScrollView, can_focus=False):
         """Every line of the log as drawn now (for tests and copying)."""
         return [strip for row in self.rows[: self._laid_out] for strip in row.strips]
 
+    @contextlib.contextmanager
+    def adding(self) -> Iterator[None]:
+        """Rows added inside are laid out once, at the end (a flood adds dozens at a time)."""
+        if self._held is not None:
+            yield
+            return
+        self._held = False
+        try:
+            yield
+        finally:
+            at_end, self._held = self._held, None
+            if at_end is not None:
+                self._added(at_end)
+
     def _append(self, row: Row) -> None:
         at_end = self.scroll_y >= self.max_scroll_y
         self.rows.append(row)
@@ -114,6 +137,12 @@ class ChatLog(ScrollView, can_focus=False):
             drop = len(self.rows) - self.max_lines
             del self.rows[:drop]
             self._laid_out = 0
+        if self._held is None:
+            self._added(at_end)
+        elif self._held is False:
+            self._held = at_end  # whether the log followed its end before the first row
+
+    def _added(self, at_end: bool) -> None:
         self._layout()
         if at_end:
             self.scroll_end(animate=False, immediate=False, x_axis=False)
@@ -150,43 +179,53 @@ class ChatLog(ScrollView, can_focus=False):
         self.refresh()
 
     def _draw(self, row: Row, width: int) -> list[Strip]:
-        renderable: RenderableType
+        console = self.app.console
         if row.entry is None:
             label = f" {row.divider} "
             side = max(0, width - len(label))
-            renderable = Text("─" * (side // 2) + label + "─" * (side - side // 2), style="yellow")
-        else:
-            renderable = _row_table(row.entry)
-        console = self.app.console
-        options = console.options.update_width(width)
-        lines = console.render_lines(renderable, options, pad=True)
-        return [Strip(line, width) for line in lines] or [Strip([Segment(" " * width)], width)]
+            text = Text("─" * (side // 2) + label + "─" * (side - side // 2), style="yellow")
+            lines = console.render_lines(text, console.options.update_width(width), pad=True)
+            return [Strip(line, width) for line in lines] or [Strip([Segment(" " * width)], width)]
+        # the time, then the text wrapped in its own column (what a two-column grid draws, at a
+        # third of the cost: a flood draws every line it adds)
+        stamp = time.strftime("%H:%M", time.localtime(row.entry.time))
+        text = format_entry(row.entry)
+        text.overflow = "fold"
+        column = max(1, width - STAMP_WIDTH)
+        lines = console.render_lines(text, console.options.update_width(column), pad=True)
+        first = [Segment(stamp, _DIM), Segment(" ", _NULL)]
+        under = [Segment(" " * STAMP_WIDTH, _NULL)]
+        return [
+            Strip([*(under if i else first), *line], width) for i, line in enumerate(lines)
+        ] or [Strip([Segment(" " * width)], width)]
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # the widget's style, once for the whole screenful: working it out (from every
+        # ancestor's styles) cost more than drawing the lines, once a line during a flood
+        self._style = self.rich_style
+        self._line_width = self.scrollable_content_region.width
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._style = None
 
     def render_line(self, y: int) -> Strip:
+        style = self._style
+        if style is None:
+            style, self._line_width = self.rich_style, self.scrollable_content_region.width
+        width = self._line_width
         scroll_x, scroll_y = self.scroll_offset
         number = scroll_y + y
-        width = self.scrollable_content_region.width
         offsets = self._offsets
         if not offsets or number >= self.virtual_size.height:
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, style)
         index = bisect.bisect_right(offsets, number) - 1
         row = self.rows[index]
         strips = row.strips
         part = number - offsets[index]
         if part >= len(strips):
-            return Strip.blank(width, self.rich_style)
-        strip = strips[part].crop_extend(scroll_x, scroll_x + width, self.rich_style)
-        return strip.apply_style(self.rich_style)
-
-
-def _row_table(entry: Entry) -> Table:
-    stamp = Text(time.strftime("%H:%M", time.localtime(entry.time)), style="dim")
-    row = Table.grid(padding=(0, 1, 0, 0))
-    row.add_column(width=5, no_wrap=True)
-    row.add_column(ratio=1, overflow="fold")
-    # wrapped lines stay in the text column, under the first line's text
-    row.add_row(stamp, format_entry(entry))
-    return row
+            return Strip.blank(width, style)
+        return strips[part].crop_extend(scroll_x, scroll_x + width, style).apply_style(style)
 
 
 def format_entry(entry: Entry) -> Text:

@@ -11,13 +11,18 @@ from tuichat.text import nick_colour, plain
 
 
 class MemberList(OptionList):
-    """One nick per line, sorted; the border title counts them. Selecting one opens a query."""
+    """One nick per line, sorted; the border title counts them. Selecting one opens a query.
+
+    A huge channel shows the first members it is given and a line for the rest: 100,000 options
+    would cost the UI seconds and hundreds of megabytes to show a screenful."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.can_focus = False
 
-    def show(self, members: list[Member]) -> None:
+    def show(self, members: list[Member], count: int | None = None) -> None:
+        """Show `members`, of `count` in all (default: as many as given)."""
+        count = len(members) if count is None else count
         options = []
         for member in members:
             nick = plain(member.nick)
@@ -28,6 +33,8 @@ class MemberList(OptionList):
             if member.account is not None:
                 label.append(" ✓", style="dim green")  # logged in to an account
             options.append(Option(label, id=nick))
+        if count > len(members):
+            more = Text(f"… and {count - len(members)} more", style="dim italic")
+            options.append(Option(more, disabled=True))
         self.set_options(options)
-        count = len(members)
         self.border_title = f"{count} user{'s' if count != 1 else ''}" if count else "users"
