@@ -69,6 +69,8 @@ class Config:
     maxbans: int = 100
     whowas: int = 1000
     namelen: int = 100  # realname length in bytes (USER truncates, SETNAME refuses)
+    who_limit: int = 200  # the most replies to a WHO by mask (416 after them)
+    who_masklen: int = 128  # the longest WHO mask (416 for a longer one)
     join_replay: int = 50  # history lines replayed on JOIN to clients without chathistory
     chathistory_max: int = 100
     open_registration: bool = True
@@ -1871,6 +1873,7 @@ class State:
         opers_only = len(line.params) > 1 and "o" in line.params[1]
         server = self.config.server_name
         rows: list[tuple[User, str, str]] = []
+        cut = ""  # why the reply is short of what was asked
         if mask.startswith("#"):
             chan = self.channels.get(casefold(mask))
             if chan is not None and self._visible(chan, user):
@@ -1879,16 +1882,36 @@ class State:
                     (member, chan.name, chan.prefix_of(member, multi))
                     for member in self._visible_members(chan, user)
                 ]
+        elif len(mask) > self.config.who_masklen:
+            cut = "Mask too long"
+            mask = mask[: self.config.who_masklen]
         else:
-            pattern = "*" if mask in ("0", "") else mask
-            shared = set(self._neighbours(user)) | {user}
+            # one pass over the users, each field matched in time linear in its length, and at
+            # most who_limit replies: a mask matches everybody, or nobody slowly, at a bounded cost
+            pattern = p.compile_mask("*" if mask in ("0", "") else mask)
+            on_server = pattern.matches(server)
+            limit = self.config.who_limit
+            shared: set[User] | None = None  # whom an invisible user is visible to: made if needed
             for other in self.nicks.values():
                 if not other.registered:
                     continue
-                if "i" in other.modes and other not in shared:
+                if "i" in other.modes:
+                    if shared is None:
+                        shared = set(self._neighbours(user)) | {user}
+                    if other not in shared:
+                        continue
+                if opers_only and "o" not in other.modes:
                     continue
-                fields = (other.nick, other.username, other.host, other.realname, server)
-                if any(p.mask_matches(pattern, value) for value in fields):
+                if (
+                    on_server
+                    or pattern.matches(other.nick)
+                    or pattern.matches(other.username)
+                    or pattern.matches(other.host)
+                    or pattern.matches(other.realname)
+                ):
+                    if len(rows) == limit:
+                        cut = f"Too many matches: only the first {limit} are shown"
+                        break
                     seen = [c.name for c in other.channels.values() if self._visible(c, user)]
                     rows.append((other, seen[0] if seen else "*", ""))
         for other, chan_name, status in rows:
@@ -1911,6 +1934,8 @@ class State:
                 flags,
                 f"0 {other.realname}",
             )
+        if cut:
+            self._reply(out, user, p.ERR_TOOMANYMATCHES, "WHO", cut)
         self._reply(out, user, p.RPL_ENDOFWHO, mask, "End of WHO list")
 
     def _whois(self, user: User, line: Line, now: float, out: Outbox) -> None:
