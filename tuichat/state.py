@@ -42,6 +42,10 @@ USER_MODES = "io"
 STATUS_PREFIX = {"o": "@", "v": "+"}
 MAX_LIMIT = 2**31 - 1  # the largest +l (InspIRCd's bound too); more is taken as this
 MAX_KLINE_SECONDS = 100 * 365 * 86400  # the longest timed K-line; more is taken as this
+# a big reply (NAMES, WHO) costs its requester one flood-control token per BIG_REPLY bytes, at
+# most BIG_REPLY_MOST (the default burst): a flood of them waits, as in InspIRCd and Ergo
+BIG_REPLY = 2048
+BIG_REPLY_MOST = 10
 
 
 @dataclass
@@ -86,6 +90,13 @@ class Sink(Protocol):
 
     def close(self, error: str | None) -> None:
         """Send `ERROR :error` after what is queued, then end the connection."""
+
+    def hold(self) -> None:
+        """Keep what is delivered from now on until `release`: a reply is being rendered, and it
+        goes out first (only the user's own thread holds, one reply at a time)."""
+
+    def release(self, data: bytes) -> None:
+        """Queue `data`, then what was held since `hold`, and stop holding."""
 
 
 class User:
@@ -307,9 +318,9 @@ class Outbox:
     lines is appended to its buffer once.
     """
 
-    __slots__ = ("closes", "deferred", "refusals", "sends")
+    __slots__ = ("closes", "cost", "deferred", "later", "refusals", "render_later", "sends")
 
-    def __init__(self) -> None:
+    def __init__(self, render_later: bool = False) -> None:
         self.sends: list[tuple[Targets, Payload, User | None]] = []
         self.closes: list[tuple[User, str]] = []
         # what each sender is told instead when the history rows could not be written
@@ -318,6 +329,13 @@ class Outbox:
         self.deferred: list[
             tuple[Callable[[], object], Callable[[object, float, Outbox], None]]
         ] = []
+        # flood-control tokens the sender owes for big replies (NAMES, WHO), beyond one a line
+        self.cost = 0
+        # big replies are rendered after the state lock is released (the server asks for it):
+        # what is rendered comes from a snapshot taken under the lock, and the user's sink holds
+        # whatever else is delivered to them meanwhile, so that order is kept
+        self.render_later = render_later
+        self.later: list[tuple[User, Callable[[], bytes]]] = []
 
     def send(self, user: User, data: bytes | Variants) -> None:
         if isinstance(data, Variants):
@@ -350,6 +368,31 @@ class Outbox:
 
     def close(self, user: User, reason: str) -> None:
         self.closes.append((user, reason))
+
+    def reply(self, user: User, render: Callable[[], bytes]) -> None:
+        """A big reply for `user`, rendered by `render` from a snapshot: now, or after the lock
+        (`render_later`). It costs one flood-control token per BIG_REPLY bytes."""
+        if self.render_later:
+            self.later.append((user, render))
+            return
+        data = render()
+        self.charge(len(data))
+        self.send(user, data)
+
+    def charge(self, size: int) -> None:
+        self.cost += min(BIG_REPLY_MOST, size // BIG_REPLY)
+
+    def finish_later(self) -> None:
+        """Render the replies left for after the lock and hand them over (each user's sink held
+        what came meanwhile since `deliver`)."""
+        later, self.later = self.later, []
+        for user, render in later:
+            data = b""
+            try:
+                data = render()
+            finally:  # the sink holds until this, whatever happens
+                self.charge(len(data))
+                user.sink.release(data)
 
     def defer(
         self, job: Callable[[], object], then: Callable[[object, float, Outbox], None]
@@ -385,6 +428,8 @@ class Outbox:
                         share.append(data)
             for user, pieces in shares.items():
                 user.sink.deliver(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+        for user, _ in self.later:  # what comes after now waits for the reply
+            user.sink.hold()
         for user, error in self.closes:
             user.sink.close(error)
 
@@ -420,6 +465,8 @@ class Outbox:
         return b"".join(taken)
 
     def extend(self, other: Outbox) -> None:
+        self.cost += other.cost
+        self.later.extend(other.later)
         self.sends.extend(other.sends)
         self.closes.extend(other.closes)
         self.deferred.extend(other.deferred)
@@ -619,6 +666,13 @@ def _tagged(
         return ("@" + ";".join(parts) + " ").encode("utf-8", "replace") + data
 
     return Variants(_tagmask_of, build)
+
+
+def _numeric(server: str, nick: str, numeric: str, *params: str) -> bytes:
+    """A numeric line from `server` for `nick` (what `State._reply` sends), from plain strings:
+    it can be built after the state lock is released."""
+    middle = [_middle(param) for param in params[:-1]]
+    return Line(numeric, (nick, *middle, *params[-1:]), source=server).encode(trailing=True)
 
 
 def _middle(param: str) -> str:
@@ -1384,19 +1438,38 @@ class State:
             return list(chan.users)
         return [member for member in chan.users if "i" not in member.modes]
 
-    def _send_names(self, out: Outbox, user: User, chan: Channel, marker: bool = False) -> None:
+    def _names_reply(self, user: User, chan: Channel, end: bool) -> Callable[[], bytes]:
+        """The 353 lines of `chan` for `user` (and 366 if `end`), to render from a snapshot taken
+        now: the only work done here is one pass over the members."""
         symbol = "@" if "s" in chan.modes else "="
         multi = "multi-prefix" in user.caps
         full = "userhost-in-names" in user.caps
+        status = chan.prefix_of
         names = [
-            chan.prefix_of(member, multi) + (member.prefix if full else member.nick)
-            for member in sorted(
-                self._visible_members(chan, user), key=lambda member: casefold(member.nick)
-            )
+            (member.nick, status(member, multi) + (member.prefix if full else member.nick))
+            for member in self._visible_members(chan, user)
         ]
-        head = len(f":{self.config.server_name} 353 {user.nick} {symbol} {chan.name} :")
-        for chunk in _chunks(names, head):
-            self._reply(out, user, p.RPL_NAMREPLY, symbol, chan.name, chunk)
+        server, nick, name = self.config.server_name, user.nick or "*", chan.name
+
+        def render() -> bytes:
+            names.sort(key=lambda entry: casefold(entry[0]))
+            listed = [shown for _, shown in names]
+            head = len(f":{server} 353 {nick} {symbol} {name} :")
+            data = [
+                _numeric(server, nick, p.RPL_NAMREPLY, symbol, name, chunk)
+                for chunk in _chunks(listed, head)
+            ]
+            if end:
+                data.append(_numeric(server, nick, p.RPL_ENDOFNAMES, name, "End of /NAMES list"))
+            return b"".join(data)
+
+        return render
+
+    def _send_names(self, out: Outbox, user: User, chan: Channel, marker: bool = False) -> None:
+        """NAMES after a JOIN (rendered at once: what follows the JOIN comes after it)."""
+        data = self._names_reply(user, chan, end=False)()
+        out.charge(len(data))
+        out.send(user, data)
         if marker:  # read-marker: after a JOIN, the marker comes before the end of NAMES
             self._send_marker(out, user, chan.name)
         self._reply(out, user, p.RPL_ENDOFNAMES, chan.name, "End of /NAMES list")
@@ -1410,7 +1483,7 @@ class State:
         for name in names[: self.config.maxtargets]:
             chan = self.channels.get(name)
             if chan is not None and self._visible(chan, user):
-                self._send_names(out, user, chan)
+                out.reply(user, self._names_reply(user, chan, end=True))
             else:
                 self._reply(out, user, p.RPL_ENDOFNAMES, name, "End of /NAMES list")
 
@@ -1914,29 +1987,45 @@ class State:
                         break
                     seen = [c.name for c in other.channels.values() if self._visible(c, user)]
                     rows.append((other, seen[0] if seen else "*", ""))
-        for other, chan_name, status in rows:
-            if opers_only and "o" not in other.modes:
-                continue
-            flags = (
-                ("G" if other.away is not None else "H")
-                + ("*" if "o" in other.modes else "")
-                + status
-            )
-            self._reply(
-                out,
-                user,
-                p.RPL_WHOREPLY,
+        # the snapshot: what each row shows, as it is now; the lines are made from it later
+        shown = [
+            (
                 chan_name,
                 other.username,
                 other.host,
-                server,
                 other.nick,
-                flags,
-                f"0 {other.realname}",
+                ("G" if other.away is not None else "H")
+                + ("*" if "o" in other.modes else "")
+                + status,
+                other.realname,
             )
-        if cut:
-            self._reply(out, user, p.ERR_TOOMANYMATCHES, "WHO", cut)
-        self._reply(out, user, p.RPL_ENDOFWHO, mask, "End of WHO list")
+            for other, chan_name, status in rows
+            if not opers_only or "o" in other.modes
+        ]
+        nick = user.nick or "*"
+
+        def render() -> bytes:
+            data = [
+                _numeric(
+                    server,
+                    nick,
+                    p.RPL_WHOREPLY,
+                    chan_name,
+                    username,
+                    host,
+                    server,
+                    other_nick,
+                    flags,
+                    f"0 {realname}",
+                )
+                for chan_name, username, host, other_nick, flags, realname in shown
+            ]
+            if cut:
+                data.append(_numeric(server, nick, p.ERR_TOOMANYMATCHES, "WHO", cut))
+            data.append(_numeric(server, nick, p.RPL_ENDOFWHO, mask, "End of WHO list"))
+            return b"".join(data)
+
+        out.reply(user, render)
 
     def _whois(self, user: User, line: Line, now: float, out: Outbox) -> None:
         if not line.params:
