@@ -615,6 +615,9 @@ class Server:
         self._reaper: threading.Thread | None = None
         self._pruned = False  # whether start() pruned the history
         self._store_down = False  # the last commit of history failed (under the state lock)
+        # big replies (NAMES, WHO) are rendered one at a time, after the state lock: a hundred
+        # threads rendering at once would keep everybody else waiting for the GIL
+        self._render_slot = threading.Lock()
         self._stopping = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
         self.address: tuple[str, int] = ("", 0)
@@ -943,7 +946,9 @@ class Server:
             finally:
                 # deliver what earlier lines decided even if a later one failed
                 self.dispatch(out)
-        out.finish_later()
+        if out.later:
+            with self._render_slot:
+                out.finish_later()
         if out.deferred:
             self.run_deferred(out)
         return rest, out.cost

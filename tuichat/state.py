@@ -12,6 +12,7 @@ import binascii
 import calendar
 import hmac
 import itertools
+import operator
 import secrets
 import time
 from collections import deque
@@ -46,6 +47,7 @@ MAX_KLINE_SECONDS = 100 * 365 * 86400  # the longest timed K-line; more is taken
 # most BIG_REPLY_MOST (the default burst): a flood of them waits, as in InspIRCd and Ergo
 BIG_REPLY = 2048
 BIG_REPLY_MOST = 10
+WHO_SCAN = 500  # a WHO by mask costs a token per this many users it looks at (at most 10 too)
 
 
 @dataclass
@@ -673,6 +675,25 @@ def _numeric(server: str, nick: str, numeric: str, *params: str) -> bytes:
     it can be built after the state lock is released."""
     middle = [_middle(param) for param in params[:-1]]
     return Line(numeric, (nick, *middle, *params[-1:]), source=server).encode(trailing=True)
+
+
+def _status(modes: frozenset[str], multi: bool) -> str:
+    """A member's status prefix from its channel modes (`Channel.prefix_of`, from a snapshot)."""
+    if multi:
+        return ("@" if "o" in modes else "") + ("+" if "v" in modes else "")
+    return "@" if "o" in modes else "+" if "v" in modes else ""
+
+
+def _statuses(chan: Channel) -> dict[User, frozenset[str]]:
+    """The channel modes (`o`, `v`) of the members who have some, as they are now."""
+    return {member: frozenset(modes) for member, modes in chan.members.items() if modes}
+
+
+_NONE: frozenset[str] = frozenset()
+_NICK = operator.attrgetter("nick")
+_PREFIX = operator.attrgetter("prefix")
+_MODES = operator.attrgetter("modes")
+_WHO_FIELDS = operator.attrgetter("username", "host", "nick", "away", "realname")
 
 
 def _middle(param: str) -> str:
@@ -1444,16 +1465,16 @@ class State:
         symbol = "@" if "s" in chan.modes else "="
         multi = "multi-prefix" in user.caps
         full = "userhost-in-names" in user.caps
-        status = chan.prefix_of
-        names = [
-            (member.nick, status(member, multi) + (member.prefix if full else member.nick))
-            for member in self._visible_members(chan, user)
-        ]
+        members = self._visible_members(chan, user)
+        # the snapshot, in loops that run in C: 2,000 members in a fraction of a millisecond
+        nicks = list(map(_NICK, members))
+        shown = list(map(_PREFIX, members)) if full else nicks
+        statuses = _statuses(chan)
         server, nick, name = self.config.server_name, user.nick or "*", chan.name
 
         def render() -> bytes:
-            names.sort(key=lambda entry: casefold(entry[0]))
-            listed = [shown for _, shown in names]
+            order = sorted(range(len(nicks)), key=lambda i: casefold(nicks[i]))
+            listed = [_status(statuses.get(members[i], _NONE), multi) + shown[i] for i in order]
             head = len(f":{server} 353 {nick} {symbol} {name} :")
             data = [
                 _numeric(server, nick, p.RPL_NAMREPLY, symbol, name, chunk)
@@ -1945,16 +1966,17 @@ class State:
         mask = line.params[0] if line.params else "*"
         opers_only = len(line.params) > 1 and "o" in line.params[1]
         server = self.config.server_name
-        rows: list[tuple[User, str, str]] = []
+        members: list[User] = []
+        where: list[str] = []  # the channel each row shows, when not one for all
+        statuses: dict[User, frozenset[str]] | None = None  # channel status, for a channel
+        multi = "multi-prefix" in user.caps
         cut = ""  # why the reply is short of what was asked
         if mask.startswith("#"):
             chan = self.channels.get(casefold(mask))
             if chan is not None and self._visible(chan, user):
-                multi = "multi-prefix" in user.caps
-                rows = [
-                    (member, chan.name, chan.prefix_of(member, multi))
-                    for member in self._visible_members(chan, user)
-                ]
+                members = self._visible_members(chan, user)
+                statuses = _statuses(chan)
+                where = [chan.name]
         elif len(mask) > self.config.who_masklen:
             cut = "Mask too long"
             mask = mask[: self.config.who_masklen]
@@ -1965,7 +1987,9 @@ class State:
             on_server = pattern.matches(server)
             limit = self.config.who_limit
             shared: set[User] | None = None  # whom an invisible user is visible to: made if needed
+            scanned = 0
             for other in self.nicks.values():
+                scanned += 1
                 if not other.registered:
                     continue
                 if "i" in other.modes:
@@ -1982,44 +2006,41 @@ class State:
                     or pattern.matches(other.host)
                     or pattern.matches(other.realname)
                 ):
-                    if len(rows) == limit:
+                    if len(members) == limit:
                         cut = f"Too many matches: only the first {limit} are shown"
                         break
                     seen = [c.name for c in other.channels.values() if self._visible(c, user)]
-                    rows.append((other, seen[0] if seen else "*", ""))
-        # the snapshot: what each row shows, as it is now; the lines are made from it later
-        shown = [
-            (
-                chan_name,
-                other.username,
-                other.host,
-                other.nick,
-                ("G" if other.away is not None else "H")
-                + ("*" if "o" in other.modes else "")
-                + status,
-                other.realname,
-            )
-            for other, chan_name, status in rows
-            if not opers_only or "o" in other.modes
-        ]
+                    members.append(other)
+                    where.append(seen[0] if seen else "*")
+            out.cost += min(BIG_REPLY_MOST, scanned // WHO_SCAN)
+        # the snapshot: what each row shows, as it is now (loops that run in C); the lines are
+        # made from it after the state lock
+        fields = list(map(_WHO_FIELDS, members))
+        opers = [("o" in modes) for modes in map(_MODES, members)]
         nick = user.nick or "*"
 
         def render() -> bytes:
-            data = [
-                _numeric(
-                    server,
-                    nick,
-                    p.RPL_WHOREPLY,
-                    chan_name,
-                    username,
-                    host,
-                    server,
-                    other_nick,
-                    flags,
-                    f"0 {realname}",
+            data = []
+            for i, (username, host, other_nick, away, realname) in enumerate(fields):
+                if opers_only and not opers[i]:
+                    continue
+                flags = ("G" if away is not None else "H") + ("*" if opers[i] else "")
+                if statuses is not None:
+                    flags += _status(statuses.get(members[i], _NONE), multi)
+                data.append(
+                    _numeric(
+                        server,
+                        nick,
+                        p.RPL_WHOREPLY,
+                        where[0] if statuses is not None else where[i],
+                        username,
+                        host,
+                        server,
+                        other_nick,
+                        flags,
+                        f"0 {realname}",
+                    )
                 )
-                for chan_name, username, host, other_nick, flags, realname in shown
-            ]
             if cut:
                 data.append(_numeric(server, nick, p.ERR_TOOMANYMATCHES, "WHO", cut))
             data.append(_numeric(server, nick, p.RPL_ENDOFWHO, mask, "End of WHO list"))

@@ -100,3 +100,9 @@ def test_matching_takes_time_linear_in_the_text(mask: str, text: str) -> None:
     start = time.perf_counter()
     assert not mask_matches(mask, text)
     assert time.perf_counter() - start < 0.2
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x17F)))
+def test_casefold_is_the_rfc1459_table(text: str) -> None:
+    table = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ[]\\~", "abcdefghijklmnopqrstuvwxyz{}|^")
+    assert casefold(text) == text.translate(table)
