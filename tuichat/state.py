@@ -934,7 +934,7 @@ class State:
         user.ping_sent = None
         label = line.tags.get("label") if line.tags else None
         if label and "labeled-response" in user.caps and "batch" in user.caps:
-            sub = Outbox()
+            sub = Outbox(render_later=out.render_later)
             self._dispatch_command(user, line, now, sub)
             self._labeled(user, label[:64], sub, out)
         else:
@@ -969,6 +969,31 @@ class State:
                 sub.defer(job, self._labeled_then(user, label, then))
             out.extend(sub)
             return
+        if sub.later:
+            # a big reply rendered after the lock (only ever the requester's): labeled then
+            later, sub.later = sub.later, []
+            batch = self._batch_id()
+
+            def render() -> bytes:
+                rendered = b"".join(part() for _, part in later)
+                every = lines + [line for line in rendered.split(b"\r\n") if line]
+                return self._label_answer(label, every, batch)
+
+            out.later.append((user, render))
+            out.extend(sub)
+            return
+        answer = self._label_answer(label, lines, self._batch_id() if len(lines) > 1 else b"")
+        if recorded:
+            held = Variants(_same, lambda member: answer)
+            held.recorded = True
+            out.broadcast((user,), held)
+        else:
+            out.send(user, answer)
+        out.extend(sub)
+
+    def _label_answer(self, label: str, lines: list[bytes], batch: bytes) -> bytes:
+        """The answer to a labeled line: ACK, the one line tagged, or a labeled-response batch
+        (`batch` its id) around the lines."""
         tag = b"label=" + escape_tag_value(label).encode()
         server = self.config.server_name.encode()
         if not lines:
@@ -976,7 +1001,6 @@ class State:
         elif len(lines) == 1:
             answer = _add_tag(lines[0], tag) + b"\r\n"
         else:
-            batch = self._batch_id()
             data = [_add_tag(b":" + server + b" BATCH +" + batch + b" labeled-response", tag)]
             # a line inside a nested batch (chathistory) keeps only its own batch tag
             data += [
@@ -985,13 +1009,7 @@ class State:
             ]
             data.append(b":" + server + b" BATCH -" + batch)
             answer = b"\r\n".join(data) + b"\r\n"
-        if recorded:
-            held = Variants(_same, lambda member: answer)
-            held.recorded = True
-            out.broadcast((user,), held)
-        else:
-            out.send(user, answer)
-        out.extend(sub)
+        return answer
 
     def _labeled_then(
         self, user: User, label: str, then: Callable[[object, float, Outbox], None]

@@ -118,3 +118,27 @@ def test_big_replies_cost_tokens_by_size() -> None:
     big = _send(state, users[0], "WHO *")  # 200 rows (the cap), 40 KB: 10 tokens at most
     assert len(big.data_for(users[0])) // 2048 > BIG_REPLY_MOST
     assert big.cost == BIG_REPLY_MOST
+
+
+def test_a_labeled_big_reply_is_rendered_after_the_lock_too() -> None:
+    state = _state()
+    alice, bob = _user(state, "alice"), _user(state, "bob")
+    for user in (alice, bob):
+        _send(state, user, "JOIN #a")
+    alice.caps |= {"labeled-response", "batch"}
+    sink = _sink(alice)
+    sink.data.clear()
+    out = _send(state, alice, "@label=w1 WHO #a", later=True)
+    out.deliver()
+    assert out.later and not sink.data  # not rendered under the lock
+    _send(state, bob, "PRIVMSG #a :meanwhile")
+    out.finish_later()
+    lines = sink.lines
+    assert lines[0].startswith("@label=w1 :tuichat BATCH +") and lines[0].endswith(
+        " labeled-response"
+    )
+    ref = lines[0].split()[3][1:]
+    assert all(line.startswith(f"@batch={ref} ") for line in lines[1:4])
+    assert [line.split()[2] for line in lines[1:4]] == ["352", "352", "315"]
+    assert lines[4] == f":tuichat BATCH -{ref}"
+    assert lines[5].endswith("PRIVMSG #a :meanwhile")
