@@ -146,6 +146,16 @@ class TokenBucket:
         self.tokens -= 1.0
         return True
 
+    def charge(self, tokens: float) -> None:
+        """Take `tokens` more for what a line cost (a big reply): the next lines wait for them."""
+        if self.rate > 0:
+            self.tokens -= tokens
+
+    def refund(self, tokens: int) -> None:
+        """Give back what lines that were taken but not handled paid."""
+        if self.rate > 0:
+            self.tokens = min(float(self.burst), self.tokens + tokens)
+
     def wait_time(self) -> float:
         """Seconds until the next line may be handled."""
         return max(0.001, (1.0 - self.tokens) / self.rate) if self.rate > 0 else 0.0
@@ -294,6 +304,7 @@ class Connection:
         "_server",
         "sendq",
         "writer",
+        "held",
     )
 
     def __init__(
@@ -318,21 +329,47 @@ class Connection:
         self.counted = 0  # how much of `pending` the writer's `held` counts
         self.discard = False  # the writer is to drop `pending` (all but the line begun)
         self.watched = False
+        # while the client's own thread renders a big reply: what else comes for it meanwhile
+        self.held: bytearray | None = None
 
     def queued(self) -> int:
-        """Bytes waiting to go out: buffered here plus held by the writer."""
-        pending = self.pending
-        return len(self.outbuf) + (len(pending) if pending is not None else 0)
+        """Bytes waiting to go out: buffered here, held for after a reply, held by the writer."""
+        pending, held = self.pending, self.held
+        return (
+            len(self.outbuf)
+            + (len(pending) if pending is not None else 0)
+            + (len(held) if held is not None else 0)
+        )
 
     def deliver(self, data: bytes) -> None:
         """Queue `data` for this client (from any thread)."""
+        self._queue(data, release=False)
+
+    def hold(self) -> None:
+        """Keep what is delivered from now on for after `release` (under the state lock, by the
+        client's own thread, which renders a reply from a snapshot taken under it)."""
         with self.lock:
+            self.held = bytearray()
+
+    def release(self, data: bytes) -> None:
+        """Queue the reply `data`, then what was held since `hold`."""
+        self._queue(data, release=True)
+
+    def _queue(self, data: bytes, release: bool) -> None:
+        with self.lock:
+            if release:
+                held, self.held = self.held, None
+                if held:
+                    data = data + held
             if self.closing:
                 return
-            if self.queued() + len(data) > self.sendq:
-                overflow = True
+            overflow = self.queued() + len(data) > self.sendq
+            if overflow:
+                self.held = None  # the client is dropped: nothing more of it is sent
+            elif self.held is not None:
+                self.held += data
+                return
             else:
-                overflow = False
                 self.outbuf += data
                 if self.dirty:
                     return
@@ -744,6 +781,9 @@ class Server:
         self._reaper: threading.Thread | None = None
         self._pruned = False  # whether start() pruned the history
         self._store_down = False  # the last commit of history failed (under the state lock)
+        # big replies (NAMES, WHO) are rendered one at a time, after the state lock: a hundred
+        # threads rendering at once would keep everybody else waiting for the GIL
+        self._render_slot = threading.Lock()
         self._stopping = threading.Event()
         # set by stop() when it had to go on without the state lock: some thread is stuck, and a
         # process that wants to exit now must not wait for it (`tuichat serve` exits at once)
@@ -1023,7 +1063,13 @@ class Server:
                         while waiting and (_free(waiting[0]) or reader.bucket.take()):
                             batch.append(waiting.popleft())
                     if batch:
-                        self._handle_batch(conn, user, batch, debug)
+                        rest, cost = self._handle_batch(conn, user, batch, debug)
+                        if rest:  # after a big reply: they wait their turn again
+                            waiting.extendleft(reversed(rest))
+                            if not exempt:
+                                reader.bucket.refund(sum(1 for item in rest if not _free(item)))
+                        if cost and not self._exempt(user):
+                            reader.bucket.charge(cost)
                         continue
                     # over the rate: the lines wait. Whatever else the client has sent joins
                     # them, so one that keeps flooding passes the flood queue and is cut off.
@@ -1050,40 +1096,50 @@ class Server:
 
     def _handle_batch(
         self, conn: Connection, user: User, items: list[str | TooLong], debug: bool
-    ) -> None:
+    ) -> tuple[list[str | TooLong], int]:
         """Handle lines under the state lock and deliver what they decided.
 
-        A line that asked for slow work (a history read, a password hash: `Outbox.defer`) ends a
-        run of lines: the work runs without the lock, its answer is delivered, and only then are
-        the client's next lines handled, so its answers keep the order of its requests."""
+        Two kinds of line end the batch, and the lines after them are returned (to be handled
+        next, after the flood-control tokens it cost, returned too):
+        - one with a big reply (NAMES, WHO): the reply is rendered after the lock from the
+          snapshot the line took;
+        - one that asked for slow work (a history read, a password hash: `Outbox.defer`): the
+          work runs without the lock and its answer is delivered first.
+        So a client's answers keep the order of its requests."""
         state = self.state
-        done = 0
-        while done < len(items) and not user.gone:
-            out = Outbox()
-            # Delivering (appending to buffers, no system call) under the state lock keeps every
-            # client's view in the order the state changed: nobody gets a channel's message
-            # before their own JOIN or after their own PART.
-            with self.lock:
-                try:
-                    now = self.clock()
-                    while done < len(items) and not user.gone and not out.deferred:
-                        item = items[done]
-                        done += 1
-                        if isinstance(item, TooLong):
-                            state.input_too_long(user, out)
-                            continue
-                        if debug:
-                            log.debug("%s <- %r", conn.address, redacted(item))
-                        try:
-                            line = parse(item)
-                        except ParseError:
-                            continue
-                        state.handle(user, line, now, out)
-                finally:
-                    # deliver what earlier lines decided even if a later one failed
-                    self.dispatch(out)
-            if out.deferred:
-                self.run_deferred(out)
+        out = Outbox(render_later=True)
+        rest: list[str | TooLong] = []
+        # Delivering (appending to buffers, no system call) under the state lock keeps every
+        # client's view in the order the state changed: nobody gets a channel's message before
+        # their own JOIN or after their own PART.
+        with self.lock:
+            try:
+                now = self.clock()
+                for index, item in enumerate(items):
+                    if user.gone:
+                        break
+                    if isinstance(item, TooLong):
+                        state.input_too_long(user, out)
+                        continue
+                    if debug:
+                        log.debug("%s <- %r", conn.address, redacted(item))
+                    try:
+                        line = parse(item)
+                    except ParseError:
+                        continue
+                    state.handle(user, line, now, out)
+                    if out.later or out.cost or out.deferred:
+                        rest = items[index + 1 :]
+                        break
+            finally:
+                # deliver what earlier lines decided even if a later one failed
+                self.dispatch(out)
+        if out.later:
+            with self._render_slot:
+                out.finish_later()
+        if out.deferred:
+            self.run_deferred(out)
+        return rest, out.cost
 
     def _handshake(self, conn: Connection, session: tls.MemoryTLS) -> bool:
         """The TLS handshake, in the client's own thread, within HANDSHAKE_TIMEOUT seconds."""

@@ -13,6 +13,7 @@ import calendar
 import hmac
 import itertools
 import math
+import operator
 import secrets
 import time
 from collections import deque
@@ -45,6 +46,11 @@ USER_MODES = "io"
 STATUS_PREFIX = {"o": "@", "v": "+"}
 MAX_LIMIT = 2**31 - 1  # the largest +l (InspIRCd's bound too); more is taken as this
 MAX_KLINE_SECONDS = 100 * 365 * 86400  # the longest timed K-line; more is taken as this
+# a big reply (NAMES, WHO) costs its requester one flood-control token per BIG_REPLY bytes, at
+# most BIG_REPLY_MOST (the default burst): a flood of them waits, as in InspIRCd and Ergo
+BIG_REPLY = 2048
+BIG_REPLY_MOST = 10
+WHO_SCAN = 500  # a WHO by mask costs a token per this many users it looks at (at most 10 too)
 
 
 @dataclass
@@ -72,6 +78,8 @@ class Config:
     maxbans: int = 100
     whowas: int = 1000
     namelen: int = 100  # realname length in bytes (USER truncates, SETNAME refuses)
+    who_limit: int = 200  # the most replies to a WHO by mask (416 after them)
+    who_masklen: int = 128  # the longest WHO mask (416 for a longer one)
     join_replay: int = 50  # history lines replayed on JOIN to clients without chathistory
     chathistory_max: int = 100
     open_registration: bool = True
@@ -97,6 +105,13 @@ class Sink(Protocol):
 
     def close(self, error: str | None) -> None:
         """Send `ERROR :error` after what is queued, then end the connection."""
+
+    def hold(self) -> None:
+        """Keep what is delivered from now on until `release`: a reply is being rendered, and it
+        goes out first (only the user's own thread holds, one reply at a time)."""
+
+    def release(self, data: bytes) -> None:
+        """Queue `data`, then what was held since `hold`, and stop holding."""
 
 
 class User:
@@ -335,9 +350,9 @@ class Outbox:
     lines is appended to its buffer once.
     """
 
-    __slots__ = ("closes", "deferred", "refusals", "sends")
+    __slots__ = ("closes", "cost", "deferred", "later", "refusals", "render_later", "sends")
 
-    def __init__(self) -> None:
+    def __init__(self, render_later: bool = False) -> None:
         self.sends: list[tuple[Targets, Payload, User | None]] = []
         self.closes: list[tuple[User, str]] = []
         # what each sender is told instead when the history rows could not be written
@@ -346,6 +361,13 @@ class Outbox:
         self.deferred: list[
             tuple[Callable[[], object], Callable[[object, float, Outbox], None]]
         ] = []
+        # flood-control tokens the sender owes for big replies (NAMES, WHO), beyond one a line
+        self.cost = 0
+        # big replies are rendered after the state lock is released (the server asks for it):
+        # what is rendered comes from a snapshot taken under the lock, and the user's sink holds
+        # whatever else is delivered to them meanwhile, so that order is kept
+        self.render_later = render_later
+        self.later: list[tuple[User, Callable[[], bytes]]] = []
 
     def send(self, user: User, data: bytes | Variants) -> None:
         if isinstance(data, Variants):
@@ -378,6 +400,31 @@ class Outbox:
 
     def close(self, user: User, reason: str) -> None:
         self.closes.append((user, reason))
+
+    def reply(self, user: User, render: Callable[[], bytes]) -> None:
+        """A big reply for `user`, rendered by `render` from a snapshot: now, or after the lock
+        (`render_later`). It costs one flood-control token per BIG_REPLY bytes."""
+        if self.render_later:
+            self.later.append((user, render))
+            return
+        data = render()
+        self.charge(len(data))
+        self.send(user, data)
+
+    def charge(self, size: int) -> None:
+        self.cost += min(BIG_REPLY_MOST, size // BIG_REPLY)
+
+    def finish_later(self) -> None:
+        """Render the replies left for after the lock and hand them over (each user's sink held
+        what came meanwhile since `deliver`)."""
+        later, self.later = self.later, []
+        for user, render in later:
+            data = b""
+            try:
+                data = render()
+            finally:  # the sink holds until this, whatever happens
+                self.charge(len(data))
+                user.sink.release(data)
 
     def defer(
         self, job: Callable[[], object], then: Callable[[object, float, Outbox], None]
@@ -413,6 +460,8 @@ class Outbox:
                         share.append(data)
             for user, pieces in shares.items():
                 user.sink.deliver(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+        for user, _ in self.later:  # what comes after now waits for the reply
+            user.sink.hold()
         for user, error in self.closes:
             user.sink.close(error)
 
@@ -448,6 +497,8 @@ class Outbox:
         return b"".join(taken)
 
     def extend(self, other: Outbox) -> None:
+        self.cost += other.cost
+        self.later.extend(other.later)
         self.sends.extend(other.sends)
         self.closes.extend(other.closes)
         self.deferred.extend(other.deferred)
@@ -647,6 +698,32 @@ def _tagged(
         return ("@" + ";".join(parts) + " ").encode("utf-8", "replace") + data
 
     return Variants(_tagmask_of, build)
+
+
+def _numeric(server: str, nick: str, numeric: str, *params: str) -> bytes:
+    """A numeric line from `server` for `nick` (what `State._reply` sends), from plain strings:
+    it can be built after the state lock is released."""
+    middle = [_middle(param) for param in params[:-1]]
+    return Line(numeric, (nick, *middle, *params[-1:]), source=server).encode(trailing=True)
+
+
+def _status(modes: frozenset[str], multi: bool) -> str:
+    """A member's status prefix from its channel modes (`Channel.prefix_of`, from a snapshot)."""
+    if multi:
+        return ("@" if "o" in modes else "") + ("+" if "v" in modes else "")
+    return "@" if "o" in modes else "+" if "v" in modes else ""
+
+
+def _statuses(chan: Channel) -> dict[User, frozenset[str]]:
+    """The channel modes (`o`, `v`) of the members who have some, as they are now."""
+    return {member: frozenset(modes) for member, modes in chan.members.items() if modes}
+
+
+_NONE: frozenset[str] = frozenset()
+_NICK = operator.attrgetter("nick")
+_PREFIX = operator.attrgetter("prefix")
+_MODES = operator.attrgetter("modes")
+_WHO_FIELDS = operator.attrgetter("username", "host", "nick", "away", "realname")
 
 
 def _middle(param: str) -> str:
@@ -896,7 +973,7 @@ class State:
         user.ping_sent = None
         label = line.tags.get("label") if line.tags else None
         if label and "labeled-response" in user.caps and "batch" in user.caps:
-            sub = Outbox()
+            sub = Outbox(render_later=out.render_later)
             self._dispatch_command(user, line, now, sub)
             self._labeled(user, label[:64], sub, out)
         else:
@@ -931,6 +1008,31 @@ class State:
                 sub.defer(job, self._labeled_then(user, label, then))
             out.extend(sub)
             return
+        if sub.later:
+            # a big reply rendered after the lock (only ever the requester's): labeled then
+            later, sub.later = sub.later, []
+            batch = self._batch_id()
+
+            def render() -> bytes:
+                rendered = b"".join(part() for _, part in later)
+                every = lines + [line for line in rendered.split(b"\r\n") if line]
+                return self._label_answer(label, every, batch)
+
+            out.later.append((user, render))
+            out.extend(sub)
+            return
+        answer = self._label_answer(label, lines, self._batch_id() if len(lines) > 1 else b"")
+        if recorded:
+            held = Variants(_same, lambda member: answer)
+            held.recorded = True
+            out.broadcast((user,), held)
+        else:
+            out.send(user, answer)
+        out.extend(sub)
+
+    def _label_answer(self, label: str, lines: list[bytes], batch: bytes) -> bytes:
+        """The answer to a labeled line: ACK, the one line tagged, or a labeled-response batch
+        (`batch` its id) around the lines."""
         tag = b"label=" + escape_tag_value(label).encode()
         server = self.config.server_name.encode()
         if not lines:
@@ -938,7 +1040,6 @@ class State:
         elif len(lines) == 1:
             answer = _add_tag(lines[0], tag) + b"\r\n"
         else:
-            batch = self._batch_id()
             data = [_add_tag(b":" + server + b" BATCH +" + batch + b" labeled-response", tag)]
             # a line inside a nested batch (chathistory) keeps only its own batch tag
             data += [
@@ -947,13 +1048,7 @@ class State:
             ]
             data.append(b":" + server + b" BATCH -" + batch)
             answer = b"\r\n".join(data) + b"\r\n"
-        if recorded:
-            held = Variants(_same, lambda member: answer)
-            held.recorded = True
-            out.broadcast((user,), held)
-        else:
-            out.send(user, answer)
-        out.extend(sub)
+        return answer
 
     def _labeled_then(
         self, user: User, label: str, then: Callable[[object, float, Outbox], None]
@@ -1518,19 +1613,38 @@ class State:
             return list(chan.users)
         return [member for member in chan.users if "i" not in member.modes]
 
-    def _send_names(self, out: Outbox, user: User, chan: Channel, marker: bool = False) -> None:
+    def _names_reply(self, user: User, chan: Channel, end: bool) -> Callable[[], bytes]:
+        """The 353 lines of `chan` for `user` (and 366 if `end`), to render from a snapshot taken
+        now: the only work done here is one pass over the members."""
         symbol = "@" if "s" in chan.modes else "="
         multi = "multi-prefix" in user.caps
         full = "userhost-in-names" in user.caps
-        names = [
-            chan.prefix_of(member, multi) + (member.prefix if full else member.nick)
-            for member in sorted(
-                self._visible_members(chan, user), key=lambda member: casefold(member.nick)
-            )
-        ]
-        head = len(f":{self.config.server_name} 353 {user.nick} {symbol} {chan.name} :")
-        for chunk in _chunks(names, head):
-            self._reply(out, user, p.RPL_NAMREPLY, symbol, chan.name, chunk)
+        members = self._visible_members(chan, user)
+        # the snapshot, in loops that run in C: 2,000 members in a fraction of a millisecond
+        nicks = list(map(_NICK, members))
+        shown = list(map(_PREFIX, members)) if full else nicks
+        statuses = _statuses(chan)
+        server, nick, name = self.config.server_name, user.nick or "*", chan.name
+
+        def render() -> bytes:
+            order = sorted(range(len(nicks)), key=lambda i: casefold(nicks[i]))
+            listed = [_status(statuses.get(members[i], _NONE), multi) + shown[i] for i in order]
+            head = len(f":{server} 353 {nick} {symbol} {name} :")
+            data = [
+                _numeric(server, nick, p.RPL_NAMREPLY, symbol, name, chunk)
+                for chunk in _chunks(listed, head)
+            ]
+            if end:
+                data.append(_numeric(server, nick, p.RPL_ENDOFNAMES, name, "End of /NAMES list"))
+            return b"".join(data)
+
+        return render
+
+    def _send_names(self, out: Outbox, user: User, chan: Channel, marker: bool = False) -> None:
+        """NAMES after a JOIN (rendered at once: what follows the JOIN comes after it)."""
+        data = self._names_reply(user, chan, end=False)()
+        out.charge(len(data))
+        out.send(user, data)
         if marker:  # read-marker: after a JOIN, the marker comes before the end of NAMES
             self._send_marker(out, user, chan.name)
         self._reply(out, user, p.RPL_ENDOFNAMES, chan.name, "End of /NAMES list")
@@ -1544,7 +1658,7 @@ class State:
         for name in names[: self.config.maxtargets]:
             chan = self.channels.get(name)
             if chan is not None and self._visible(chan, user):
-                self._send_names(out, user, chan)
+                out.reply(user, self._names_reply(user, chan, end=True))
             else:
                 self._reply(out, user, p.RPL_ENDOFNAMES, name, "End of /NAMES list")
 
@@ -2011,48 +2125,92 @@ class State:
         mask = line.params[0] if line.params else "*"
         opers_only = len(line.params) > 1 and "o" in line.params[1]
         server = self.config.server_name
-        rows: list[tuple[User, str, str]] = []
+        members: list[User] = []
+        where: list[str] = []  # the channel each row shows, when not one for all
+        statuses: dict[User, frozenset[str]] | None = None  # channel status, for a channel
+        multi = "multi-prefix" in user.caps
+        cut = ""  # why the reply is short of what was asked
         if mask.startswith("#"):
             chan = self.channels.get(casefold(mask))
             if chan is not None and self._visible(chan, user):
-                multi = "multi-prefix" in user.caps
-                rows = [
-                    (member, chan.name, chan.prefix_of(member, multi))
-                    for member in self._visible_members(chan, user)
-                ]
+                members = self._visible_members(chan, user)
+                statuses = _statuses(chan)
+                where = [chan.name]
+        elif len(mask) > self.config.who_masklen:
+            cut = "Mask too long"
+            mask = mask[: self.config.who_masklen]
         else:
-            pattern = "*" if mask in ("0", "") else mask
-            shared = set(self._neighbours(user)) | {user}
+            # one pass over the users, each field matched in time linear in its length, and at
+            # most who_limit replies: a mask matches everybody, or nobody slowly, at a bounded cost
+            pattern = p.compile_mask("*" if mask in ("0", "") else mask)
+            on_server = pattern.matches(server)
+            limit = self.config.who_limit
+            shared: set[User] | None = None  # whom an invisible user is visible to: made if needed
+            scanned = 0
             for other in self.nicks.values():
+                scanned += 1
                 if not other.registered:
                     continue
-                if "i" in other.modes and other not in shared:
+                if "i" in other.modes:
+                    if shared is None:
+                        shared = set(self._neighbours(user)) | {user}
+                    if other not in shared:
+                        continue
+                if opers_only and "o" not in other.modes:
                     continue
-                fields = (other.nick, other.username, other.host, other.realname, server)
-                if any(p.mask_matches(pattern, value) for value in fields):
+                if (
+                    on_server
+                    or pattern.matches(other.nick)
+                    or pattern.matches(other.username)
+                    or pattern.matches(other.host)
+                    or pattern.matches(other.realname)
+                ):
+                    if len(members) == limit:
+                        cut = f"Too many matches: only the first {limit} are shown"
+                        break
                     seen = [c.name for c in other.channels.values() if self._visible(c, user)]
-                    rows.append((other, seen[0] if seen else "*", ""))
-        for other, chan_name, status in rows:
-            if opers_only and "o" not in other.modes:
-                continue
-            flags = (
-                ("G" if other.away is not None else "H")
-                + ("*" if "o" in other.modes else "")
-                + status
-            )
-            self._reply(
-                out,
-                user,
-                p.RPL_WHOREPLY,
-                chan_name,
-                other.username,
-                other.host,
-                server,
-                other.nick,
-                flags,
-                f"0 {other.realname}",
-            )
-        self._reply(out, user, p.RPL_ENDOFWHO, mask, "End of WHO list")
+                    members.append(other)
+                    where.append(seen[0] if seen else "*")
+            out.cost += min(BIG_REPLY_MOST, scanned // WHO_SCAN)
+        # the snapshot: what each row shows, as it is now (loops that run in C); the lines are
+        # made from it after the state lock
+        fields = list(map(_WHO_FIELDS, members))
+        opers = [("o" in modes) for modes in map(_MODES, members)]
+        nick = user.nick or "*"
+
+        def render() -> bytes:
+            data = []
+            for i, (username, host, other_nick, away, realname) in enumerate(fields):
+                if i % 100 == 99:
+                    # hand the GIL over now and then: a thread holding the state lock (a
+                    # snapshot, a PING) would wait out Python's 5 ms switch interval each time,
+                    # and everyone waiting for the lock with it (bench/README.md, who_names.py)
+                    time.sleep(0)
+                if opers_only and not opers[i]:
+                    continue
+                flags = ("G" if away is not None else "H") + ("*" if opers[i] else "")
+                if statuses is not None:
+                    flags += _status(statuses.get(members[i], _NONE), multi)
+                data.append(
+                    _numeric(
+                        server,
+                        nick,
+                        p.RPL_WHOREPLY,
+                        where[0] if statuses is not None else where[i],
+                        username,
+                        host,
+                        server,
+                        other_nick,
+                        flags,
+                        f"0 {realname}",
+                    )
+                )
+            if cut:
+                data.append(_numeric(server, nick, p.ERR_TOOMANYMATCHES, "WHO", cut))
+            data.append(_numeric(server, nick, p.RPL_ENDOFWHO, mask, "End of WHO list"))
+            return b"".join(data)
+
+        out.reply(user, render)
 
     def _whois(self, user: User, line: Line, now: float, out: Outbox) -> None:
         if not line.params:

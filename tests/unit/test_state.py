@@ -2034,3 +2034,24 @@ def test_a_ban_mask_with_a_space_is_refused(net: Net, alice: User) -> None:
 def test_alone_in_a_channel_one_gets_no_copy_of_ones_message(net: Net, alice: User) -> None:
     net.send(alice, "JOIN #c")
     silent(net.send(alice, "PRIVMSG #c :anyone?"), alice)
+
+
+def test_who_mask_replies_are_capped() -> None:
+    net = Net(Config(created=0.0, who_limit=3))
+    alice = net.register("alice")
+    for i in range(5):
+        net.register(f"user{i}")
+    out = net.send(alice, "WHO user*")
+    assert commands(out, alice) == [p.RPL_WHOREPLY] * 3 + [p.ERR_TOOMANYMATCHES, p.RPL_ENDOFWHO]
+    assert "only the first 3" in all_of(out, alice, p.ERR_TOOMANYMATCHES)[0].params[-1]
+    out = net.send(alice, "WHO *3")  # within the cap: no 416
+    assert commands(out, alice) == [p.RPL_WHOREPLY, p.RPL_ENDOFWHO]
+
+
+def test_who_refuses_a_mask_too_long() -> None:
+    net = Net(Config(created=0.0, who_masklen=10))
+    alice = net.register("alice")
+    out = net.send(alice, "WHO " + "*" + "?" * 20)
+    assert commands(out, alice) == [p.ERR_TOOMANYMATCHES, p.RPL_ENDOFWHO]
+    out = net.send(alice, "WHO al*")
+    assert commands(out, alice) == [p.RPL_WHOREPLY, p.RPL_ENDOFWHO]

@@ -7,6 +7,7 @@ Nothing here does I/O or keeps a clock.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
@@ -239,6 +240,11 @@ _RFC1459 = str.maketrans(
 
 def casefold(name: str) -> str:
     """Fold a nick or channel name by the rfc1459 casemapping that the server advertises."""
+    if name.isascii():  # the same as the table, five times faster (WHO folds every field)
+        name = name.lower()
+        if "[" in name or "]" in name or "\\" in name or "~" in name:
+            name = name.replace("[", "{").replace("]", "}").replace("\\", "|").replace("~", "^")
+        return name
     return name.translate(_RFC1459)
 
 
@@ -264,33 +270,121 @@ def is_valid_channel(name: str, max_len: int, chantypes: str = "#") -> bool:
     )
 
 
-def _glob(pattern: str, text: str) -> bool:
-    """`*` and `?` matching in O(len(pattern) * len(text)) at worst: on a mismatch it goes back
-    only to the last `*` (a regex backtracks exponentially on `*a*a*a*...z`)."""
-    p = t = 0
-    star = -1
-    mark = 0
-    while t < len(text):
-        if p < len(pattern) and (pattern[p] == "?" or pattern[p] == text[t]):
-            p += 1
-            t += 1
-        elif p < len(pattern) and pattern[p] == "*":
-            star, mark = p, t
-            p += 1
-        elif star >= 0:
-            p = star + 1
-            mark += 1
-            t = mark
-        else:
+class _Segment:
+    """A piece of a mask between two `*`: its length and its literal runs (the text between `?`s)
+    at their offsets."""
+
+    __slots__ = ("bits", "fixed", "length", "longest", "runs")
+
+    def __init__(self, piece: str) -> None:
+        self.length = len(piece)
+        self.runs = tuple(
+            (match.start(), match.group()) for match in _LITERAL_RUN_RE.finditer(piece)
+        )
+        # the piece at one place, in one call: `?` is any one character (a fixed length: the
+        # regex has nothing to backtrack)
+        self.fixed = re.compile(
+            "".join("." if ch == "?" else re.escape(ch) for ch in piece), re.DOTALL
+        )
+        self.longest = max(self.runs, key=lambda run: len(run[1]), default=(0, ""))
+        # shift-and: for each character, the positions of the piece it may stand at (bit j for
+        # piece[j]); key "" holds the positions of `?`, where any character may stand
+        bits: dict[str, int] = {"": 0}
+        for j, ch in enumerate(piece):
+            if ch == "?":
+                bits[""] |= 1 << j
+        for j, ch in enumerate(piece):
+            if ch != "?":
+                bits[ch] = bits.get(ch, bits[""]) | 1 << j
+        self.bits = bits
+
+    def at(self, text: str, start: int) -> bool:
+        """Whether the piece matches `text` at `start` (the caller checked that it fits)."""
+        runs = self.runs
+        if len(runs) > 1:
+            return self.fixed.match(text, start) is not None
+        return not runs or text.startswith(runs[0][1], start + runs[0][0])
+
+    def find(self, text: str, start: int, end: int) -> int:
+        """The leftmost position at or after `start` where the piece matches `text` within
+        `text[:end]`, or -1. One step per character of the text, whatever the piece (shift-and)."""
+        length = self.length
+        if end - start < length:
+            return -1
+        if len(self.runs) == 1 and length == len(self.runs[0][1]):  # no `?`: str.find
+            return text.find(self.runs[0][1], start, end)
+        if not self.runs:  # only `?`
+            return start
+        # skip to where the longest literal run first occurs; no run, no match
+        offset, run = self.longest
+        first = text.find(run, start + offset, end - (length - offset - len(run)))
+        if first < 0:
+            return -1
+        bits = self.bits
+        anything = bits[""]
+        done = 1 << (length - 1)
+        state = 0
+        for i in range(first - offset, end):
+            state = ((state << 1) | 1) & bits.get(text[i], anything)
+            if state & done:
+                return i - length + 1
+        return -1
+
+
+class Mask:
+    """An IRC wildcard mask (`*` any run, `?` any one character), casefolded, compiled once to
+    match many texts (WHO, bans) in time linear in the text.
+
+    The pieces between `*`s are matched in order, each at its leftmost place: the first is
+    anchored at the start, the last at the end, the middle ones are found by `_Segment.find`. That
+    leftmost place is never wrong (a later piece can only gain from an earlier piece ending
+    sooner), so nothing backtracks: the work is one pass over the text for the middle pieces,
+    and a fixed check for the first and last (`*` and 240 `?` and `x` looks at one character)."""
+
+    __slots__ = ("_first", "_last", "_middle", "_minimum", "_star", "mask")
+
+    def __init__(self, mask: str) -> None:
+        self.mask = mask
+        pieces = casefold(mask).split("*")
+        self._star = len(pieces) > 1
+        self._first = _Segment(pieces[0])
+        self._last = _Segment(pieces[-1]) if self._star else None
+        self._middle = tuple(_Segment(piece) for piece in pieces[1:-1] if piece)
+        self._minimum = sum(len(piece) for piece in pieces)
+
+    def matches(self, text: str) -> bool:
+        if len(text) < self._minimum:
             return False
-    while p < len(pattern) and pattern[p] == "*":
-        p += 1
-    return p == len(pattern)
+        text = casefold(text)
+        first = self._first
+        if not self._star:
+            return len(text) == first.length and first.at(text, 0)
+        last = self._last
+        assert last is not None
+        end = len(text) - last.length
+        if not first.at(text, 0) or not last.at(text, end):
+            return False
+        start = first.length
+        for piece in self._middle:
+            found = piece.find(text, start, end)
+            if found < 0:
+                return False
+            start = found + piece.length
+        return True
+
+
+_LITERAL_RUN_RE = re.compile(r"[^?]+")
+
+
+@functools.lru_cache(maxsize=1024)
+def compile_mask(mask: str) -> Mask:
+    """`Mask(mask)`, kept for the masks in use (bans and quiets are matched on every message)."""
+    return Mask(mask)
 
 
 def mask_matches(mask: str, text: str) -> bool:
     """Whether `text` matches the IRC wildcard `mask` (`*`, `?`), casefolded."""
-    return _glob(casefold(mask), casefold(text))
+    return compile_mask(mask).matches(text)
 
 
 def normalize_mask(mask: str) -> str:
@@ -394,6 +488,7 @@ ERR_NOORIGIN = "409"
 ERR_INVALIDCAPCMD = "410"
 ERR_NORECIPIENT = "411"
 ERR_NOTEXTTOSEND = "412"
+ERR_TOOMANYMATCHES = "416"  # ircu's ERR_QUERYTOOLONG: the reply was cut
 ERR_INPUTTOOLONG = "417"
 ERR_UNKNOWNCOMMAND = "421"
 ERR_NOMOTD = "422"
