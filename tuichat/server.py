@@ -1254,7 +1254,6 @@ class Server:
             if now >= next_prune:
                 if failures.run(
                     "pruning history",
-                    self._locked,
                     self._prune,
                     now,
                     retry=f" (retrying in {retry:g} s)",
@@ -1325,12 +1324,15 @@ class Server:
         )
 
     def _prune(self, now: float) -> None:
-        """Forget history older than --history-days (under the state lock)."""
+        """Forget history older than --history-days: the messages outside the state lock (a
+        chunk at a time: an hour's worth of a busy server's history takes seconds to delete,
+        and nobody waits for it), then the channels unused since, under it."""
         days = self.config.history_days
         if self.store is not None and days > 0:
             removed = self.store.prune(int((now - days * 86400) * 1000))
             if removed:
                 log.info("history: removed %d messages older than %g days", removed, days)
-            forgotten = self.state.forget_idle_channels(now, now - days * 86400)
+            with self.lock:
+                forgotten = self.state.forget_idle_channels(now, now - days * 86400)
             if forgotten:
                 log.info("forgot %d channels unused for %g days", len(forgotten), days)

@@ -122,6 +122,10 @@ def parties(key: str) -> tuple[str, ...]:
     return (a, b) if space else (key,)
 
 
+# rows deleted per hold of the store's lock when pruning (~10-30 ms of SQLite work)
+PRUNE_CHUNK = 2000
+
+
 @dataclass(frozen=True, slots=True)
 class StoredChannel:
     """What a channel keeps while nobody is in it, and across restarts."""
@@ -348,13 +352,26 @@ class Store:
         failure, self._failure = self._failure, None
         return failure
 
-    def prune(self, before_ms: int) -> int:
-        """Delete messages older than `before_ms`; return how many."""
-        self.commit()
+    def prune(self, before_ms: int, chunk: int = PRUNE_CHUNK) -> int:
+        """Delete written messages older than `before_ms`; return how many.
+
+        Safe outside the state lock (the server prunes there): the store is held for `chunk`
+        rows at a time, an index range scan of `messages_by_time`, so writers wait at most for
+        one chunk however much goes. Rows only added (not committed yet) are not looked at."""
+        removed = 0
+        while True:
+            with self._lock:
+                cursor = self._db.execute(
+                    "DELETE FROM messages WHERE seq IN "
+                    "(SELECT seq FROM messages WHERE time < ? LIMIT ?)",
+                    (before_ms, chunk),
+                )
+            removed += cursor.rowcount
+            if cursor.rowcount < chunk:
+                break
         with self._lock:
             self._db.execute("BEGIN")
             try:
-                cursor = self._db.execute("DELETE FROM messages WHERE time < ?", (before_ms,))
                 # a conversation whose latest message went has none left
                 self._db.execute("DELETE FROM conversations WHERE time < ?", (before_ms,))
                 # read markers go with the last of their conversation's history
@@ -367,7 +384,7 @@ class Store:
                     self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-            return cursor.rowcount
+        return removed
 
     # -- reading ----------------------------------------------------------------------------------
 

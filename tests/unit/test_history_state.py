@@ -1561,6 +1561,7 @@ def test_read_markers_are_capped_per_account_and_pruned_with_history() -> None:
         store.set_read_marker("reader", f"#c{i}", 2000 + i, cap=3)
     kept = [i for i in range(5) if store.read_marker("reader", f"#c{i}") is not None]
     assert kept == [2, 3, 4]  # the marker set longest ago goes
+    store.commit()
     store.prune(1003)  # history of #c0..#c2 gone: their markers with it
     assert [i for i in range(5) if store.read_marker("reader", f"#c{i}") is not None] == [3, 4]
 

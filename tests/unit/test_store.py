@@ -447,3 +447,22 @@ def test_forget_conversations_deletes_only_the_private_history_of_those_names(
     # nor does TARGETS list what went
     assert store.targets([], "alice", 0, FAR, 10) == [("alice bob", "bob", 4)]
     assert store.targets([], "zed", 0, FAR, 10) == []
+
+
+def test_pruning_deletes_a_chunk_at_a_time_and_leaves_what_is_not_written(store: Store) -> None:
+    # the server prunes outside its state lock: each hold of the store's lock deletes at most
+    # `chunk` rows, found on the time index, and rows added but not committed are not touched
+    add(store, *(message(store, f"old{i}", T + i) for i in range(10)))
+    store.add(message(store, "pending", T))
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    try:
+        assert store.prune(T + 100, chunk=3) == 10
+    finally:
+        store._db.set_trace_callback(None)
+    deletes = [s for s in statements if s.startswith("DELETE FROM messages")]
+    assert len(deletes) == 4  # 3 + 3 + 3 + 1
+    plan = [row[3] for row in store._db.execute("EXPLAIN QUERY PLAN " + deletes[0])]
+    assert any("messages_by_time" in step for step in plan), plan
+    store.commit()
+    assert texts(store.query("#chan", 100)) == ["pending"]
