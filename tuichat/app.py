@@ -113,13 +113,13 @@ class TuichatApp(App[None]):
         self.query_one("#input", InputLine).focus()
         self.client.start()
         self.set_interval(1.0, self._expire_typing)
-        gc_tuning.install()
+        gc_tuning.install(eager=True)
         self.set_interval(FULL_GC_EVERY / 10, self._collect_when_idle)
 
     def on_unmount(self) -> None:
         self._close_inbox()
         self.client.close()
-        gc_tuning.uninstall()
+        gc_tuning.uninstall(eager=True)
 
     def _collect_when_idle(self) -> None:
         """Now and then, while nothing happens, a full garbage collection of everything (frozen
