@@ -113,13 +113,13 @@ class TuichatApp(App[None]):
         self.query_one("#input", InputLine).focus()
         self.client.start()
         self.set_interval(1.0, self._expire_typing)
-        gc_tuning.install()
+        gc_tuning.install(eager=True)
         self.set_interval(FULL_GC_EVERY / 10, self._collect_when_idle)
 
     def on_unmount(self) -> None:
         self._close_inbox()
         self.client.close()
-        gc_tuning.uninstall()
+        gc_tuning.uninstall(eager=True)
 
     def _collect_when_idle(self) -> None:
         """Now and then, while nothing happens, a full garbage collection of everything (frozen
@@ -197,11 +197,17 @@ class TuichatApp(App[None]):
                 self._slice_ended = now
                 # straight on the event loop: a Textual timer this short that starts late skips
                 # its only run, and the rest of the inbox would wait for the next line to arrive
-                asyncio.get_running_loop().call_later(NEXT_SLICE, self._next_slice)
+                asyncio.get_running_loop().call_later(NEXT_SLICE, self._next_slice, NEXT_HOPS)
                 return
 
-    def _next_slice(self) -> None:
+    def _next_slice(self, hops: int = 0) -> None:
+        """The next slice; first, `hops` turns of the event loop for what is waiting: a key goes
+        from the app to the screen to the input line as messages, one turn each, and would
+        otherwise wait for a slice at every step."""
         if not self.is_running:
+            return
+        if hops:
+            asyncio.get_running_loop().call_soon(self._next_slice, hops - 1)
             return
         try:
             self._drain()
@@ -723,8 +729,9 @@ class TuichatApp(App[None]):
 INBOX_LINES = 10_000
 CHUNK_LINES = 10
 SLICE_SECONDS = 0.008  # at least; as long as the pause before it (a redraw), up to MAX_SLICE
-MAX_SLICE = 0.04
+MAX_SLICE = 0.02
 NEXT_SLICE = 0.0005  # the next slice comes after this pause (so that others run first)
+NEXT_HOPS = 8  # and after this many turns of the event loop (a key's way through the widgets)
 MEMBERS_SHOWN = 300  # the member list shows this many (operators first; ten screenfuls), counts all
 MEMBERS_EVERY = 0.5  # seconds between redraws of a member list longer than that
 

@@ -8,12 +8,13 @@ renders from this; nothing here knows about widgets, sockets or the clock.
 from __future__ import annotations
 
 import datetime
-import heapq
 import re
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from tuichat.net.protocol import Line, casefold, parse_uint
+from tuichat.sorted_keys import SortedKeys
 
 SERVER = "*server*"  # the key of the server window
 
@@ -60,6 +61,50 @@ class Member:
         return self.modes[:1]
 
 
+class Members(dict[str, Member]):
+    """A channel's members by casefolded nick, their keys also kept in order (`SortedKeys`) and
+    those who ever held a prefix noted (`marked`), so that the first few hundred of the member
+    list are found without sorting or scanning 100,000. Only the methods below change it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order = SortedKeys()
+        self.marked: set[str] = set()  # held a prefix when added or since (a MODE): few
+
+    def __setitem__(self, key: str, member: Member) -> None:
+        super().__setitem__(key, member)
+        self.order.add(key)
+        if member.modes:
+            self.marked.add(key)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.order.discard(key)
+        self.marked.discard(key)
+
+    def pop(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            return default
+        member = super().pop(key)
+        self.order.discard(key)
+        self.marked.discard(key)
+        return member
+
+    def clear(self) -> None:
+        super().clear()
+        self.order.clear()
+        self.marked.clear()
+
+    def update(self, other: Any = (), /, **kwargs: Member) -> None:
+        for key, member in dict(other, **kwargs).items():
+            self[key] = member
+
+    def mark(self, key: str) -> None:
+        """`key`'s prefixes changed in place."""
+        if key in self:
+            self.marked.add(key)
+
+
 @dataclass
 class Window:
     name: str
@@ -68,7 +113,7 @@ class Window:
     mentioned: bool = False
     topic: str = ""
     joined: bool = False
-    members: dict[str, Member] = field(default_factory=dict)
+    members: Members = field(default_factory=Members)
     last_msgid: str | None = None  # the newest message seen (to fetch what was missed)
     last_time: float = 0.0
     read_marker: float | None = None  # read up to here (draft/read-marker), seconds
@@ -151,7 +196,7 @@ class ClientState:
         self._time = 0.0  # the time of the line being fed (server-time, or arrival)
         self._batch: str | None = None  # the history batch the line being fed belongs to
         self._arrival = 0.0  # when the line being fed arrived (not its server-time)
-        self._names: dict[str, dict[str, Member]] = {}  # NAMES being received, until its 366
+        self._names: dict[str, Members] = {}  # NAMES being received, until its 366
         self._opened: deque[float] = deque()  # when others opened private windows lately
 
     # -- windows ----------------------------------------------------------------------------------
@@ -203,22 +248,25 @@ class ClientState:
 
     def sorted_members(self, key: str, limit: int | None = None) -> list[Member]:
         """The members of a window, operators first then by nick; with `limit`, the first
-        `limit` only, without sorting them all: a channel of 100,000 has a few hundred with a
-        prefix, and the first of the rest come from a partial sort of plain strings."""
+        `limit` only. Neither sorts them all: the members' keys are kept in order, and the few
+        who hold a prefix are known (`Members`)."""
         window = self.windows.get(key)
         if window is None:
             return []
         ranks = {prefix: i for i, prefix in enumerate(self.prefixes.values())}
-        last = len(ranks)
         members = window.members  # keyed by the casefolded nick: the order within a rank
-        if limit is None or limit >= len(members):
-            order = sorted(members, key=lambda k: (ranks.get(members[k].prefix, last), k))
-            return [members[k] for k in order]
-        ranked = sorted((ranks[m.prefix], k) for k, m in members.items() if m.prefix in ranks)
+        limit = len(members) if limit is None else limit
+        ranked = sorted(
+            (ranks[members[k].prefix], k) for k in members.marked if members[k].prefix in ranks
+        )
         first = [members[k] for _, k in ranked[:limit]]
         if len(first) < limit:
-            rest = (k for k, m in members.items() if m.prefix not in ranks)
-            first += [members[k] for k in heapq.nsmallest(limit - len(first), rest)]
+            for k in members.order:
+                member = members[k]
+                if member.prefix not in ranks:
+                    first.append(member)
+                    if len(first) >= limit:
+                        break
         return first
 
     def nicks(self, key: str) -> list[str]:
@@ -640,6 +688,7 @@ class ClientState:
                 member = window.members.get(self._member_key(args.pop(0)))
                 if member is not None:
                     self._set_prefix(member, self.prefixes[ch], sign == "+")
+                    window.members.mark(self._member_key(member.nick))
                     changes.members.add(window.key)
             elif ch in "bkeIqlfjL" and (sign == "+" or ch in "bkeIq") and args:
                 args.pop(0)  # modes that take a parameter
@@ -682,7 +731,7 @@ class ClientState:
             window = self.windows.get(key)
             if window is not None and window.joined:
                 # collected until the 366: a reply of 2,000 lines changes the list once
-                names = self._names.setdefault(key, {})
+                names = self._names.setdefault(key, Members())  # kept in order as they come
                 room = MAX_MEMBERS - len(names) - len(window.members)
                 for name in params[2].split()[: max(0, room)]:
                     member = self._parse_name(name)
@@ -695,10 +744,16 @@ class ClientState:
             if params:
                 key = casefold(params[0])
                 self.names_requested.discard(key)
-                names = self._names.pop(key, {})
+                names = self._names.pop(key, Members())
                 window = self.windows.get(key)
                 if names and window is not None and window.joined:
-                    window.members.update(names)
+                    if len(names) > len(window.members):  # the smaller goes into the larger
+                        for member_key, member in window.members.items():
+                            if member_key not in names:
+                                names[member_key] = member
+                        window.members = names
+                    else:
+                        window.members.update(names)
                     changes.members.add(window.key)
             return
         if code in ("352", "315") and params and casefold(params[0]) in self.quiet_who:
