@@ -76,14 +76,8 @@ class Quota:
         return True
 
     def _forget(self, now: float) -> None:
-        keys = self._keys
-        for _ in range(2):  # a little each time: entries drained back to nothing go
-            oldest = next(iter(keys))
-            if now - keys[oldest][1] < self.window:
-                break
-            del keys[oldest]
-        while len(keys) > self.max_keys:
-            del keys[next(iter(keys))]
+        # entries drained back to nothing go
+        _trim(self._keys, now, 1, self.window, self.max_keys)
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -154,14 +148,19 @@ class Backoff:
         self._keys.pop(key, None)
 
     def _trim(self, now: float) -> None:
-        keys = self._keys
-        for _ in range(2):
-            oldest = next(iter(keys))
-            if now - keys[oldest][2] < self.forget:
-                break
-            del keys[oldest]
-        while len(keys) > self.max_keys:
-            del keys[next(iter(keys))]
+        _trim(self._keys, now, 2, self.forget, self.max_keys)
 
     def __len__(self) -> int:
         return len(self._keys)
+
+
+def _trim(keys: dict[Hashable, list[float]], now: float, when: int, age: float, most: int) -> None:
+    """Drop a little of what `keys` (least recently used first, each entry's time at `when`)
+    holds: the two oldest entries if older than `age`, and any beyond `most` entries."""
+    for _ in range(2):  # a little each time
+        oldest = next(iter(keys))
+        if now - keys[oldest][when] < age:
+            break
+        del keys[oldest]
+    while len(keys) > most:
+        del keys[next(iter(keys))]

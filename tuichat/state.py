@@ -2724,18 +2724,15 @@ class State:
         ):
             self._fail(out, user, "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid timestamp")
             return
+
+        def bad_reference(to: Outbox) -> None:
+            reason = "Invalid message reference"
+            self._fail(to, user, "CHATHISTORY", "INVALID_MSGREFTYPE", sub, target, reason)
+
         if any(
             not (text == "*" or text.startswith(("msgid=", "timestamp="))) for text in texts
         ) or (sub != "LATEST" and "*" in texts):
-            self._fail(
-                out,
-                user,
-                "CHATHISTORY",
-                "INVALID_MSGREFTYPE",
-                sub,
-                target,
-                "Invalid message reference",
-            )
+            bad_reference(out)
             return
         store, name = self.store, self._canonical(target)
 
@@ -2743,15 +2740,7 @@ class State:
             if user.gone:
                 return
             if rows is None:  # a msgid not found, or of another conversation
-                self._fail(
-                    follow,
-                    user,
-                    "CHATHISTORY",
-                    "INVALID_MSGREFTYPE",
-                    sub,
-                    target,
-                    "Invalid message reference",
-                )
+                bad_reference(follow)
                 return
             assert isinstance(rows, list)
             self._send_history(follow, user, name, rows)

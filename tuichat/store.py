@@ -245,6 +245,35 @@ class Store:
                 break
 
     @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN ... COMMIT on the writer (the caller holds the store's lock); ROLLBACK and
+        re-raise on any error."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            yield db
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _delete_in_chunks(self, where: str, args: tuple[object, ...], chunk: int) -> int:
+        """Delete the messages `where` holds, `chunk` rows per hold of the store's lock (so the
+        writers wait at most for one chunk); return how many."""
+        removed = 0
+        while True:
+            with self._lock:
+                cursor = self._db.execute(
+                    f"DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE {where} "
+                    "LIMIT ?)",
+                    (*args, chunk),
+                )
+            removed += cursor.rowcount
+            if cursor.rowcount < chunk:
+                return removed
+
+    @contextlib.contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
         """A connection to read history on: one of the read-only pool, outside the state lock
         (it sees what the server committed); on ":memory:", the writer, under the store's lock,
@@ -358,32 +387,15 @@ class Store:
         Safe outside the state lock (the server prunes there): the store is held for `chunk`
         rows at a time, an index range scan of `messages_by_time`, so writers wait at most for
         one chunk however much goes. Rows only added (not committed yet) are not looked at."""
-        removed = 0
-        while True:
-            with self._lock:
-                cursor = self._db.execute(
-                    "DELETE FROM messages WHERE seq IN "
-                    "(SELECT seq FROM messages WHERE time < ? LIMIT ?)",
-                    (before_ms, chunk),
-                )
-            removed += cursor.rowcount
-            if cursor.rowcount < chunk:
-                break
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                # a conversation whose latest message went has none left
-                self._db.execute("DELETE FROM conversations WHERE time < ?", (before_ms,))
-                # read markers go with the last of their conversation's history
-                self._db.execute(
-                    "DELETE FROM read_markers WHERE NOT EXISTS "
-                    "(SELECT 1 FROM messages WHERE messages.key = read_markers.key)"
-                )
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        removed = self._delete_in_chunks("time < ?", (before_ms,), chunk)
+        with self._lock, self._transaction() as db:
+            # a conversation whose latest message went has none left
+            db.execute("DELETE FROM conversations WHERE time < ?", (before_ms,))
+            # read markers go with the last of their conversation's history
+            db.execute(
+                "DELETE FROM read_markers WHERE NOT EXISTS "
+                "(SELECT 1 FROM messages WHERE messages.key = read_markers.key)"
+            )
         return removed
 
     # -- reading ----------------------------------------------------------------------------------
@@ -539,18 +551,11 @@ class Store:
             names = [row[0] for row in rows if row[0] not in in_use][:most]
             if not names:
                 return []
-            self._db.execute("BEGIN")
-            try:
+            with self._transaction() as db:
                 for name in names:
-                    self._db.execute("DELETE FROM read_markers WHERE account = ?", (name,))
-                    self._db.execute(
-                        "UPDATE channels SET founder = NULL WHERE founder = ?", (name,)
-                    )
-                    self._db.execute("DELETE FROM accounts WHERE name = ?", (name,))
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                    db.execute("DELETE FROM read_markers WHERE account = ?", (name,))
+                    db.execute("UPDATE channels SET founder = NULL WHERE founder = ?", (name,))
+                    db.execute("DELETE FROM accounts WHERE name = ?", (name,))
         return names
 
     def forget_conversations(self, names: set[str], hops: int = 200, chunk: int = 500) -> int:
@@ -577,18 +582,9 @@ class Store:
                         keys.append(key)
         removed = 0
         for key in keys:
-            while True:
-                with self._lock:
-                    cursor = self._db.execute(
-                        "DELETE FROM messages WHERE seq IN "
-                        "(SELECT seq FROM messages WHERE key = ? LIMIT ?)",
-                        (key, chunk),
-                    )
-                removed += cursor.rowcount
-                if cursor.rowcount < chunk:
-                    with self._lock:  # nor is it listed by TARGETS any more
-                        self._db.execute("DELETE FROM conversations WHERE key = ?", (key,))
-                    break
+            removed += self._delete_in_chunks("key = ?", (key,), chunk)
+            with self._lock:  # nor is it listed by TARGETS any more
+                self._db.execute("DELETE FROM conversations WHERE key = ?", (key,))
         return removed
 
     def klines(self) -> list[tuple[str, tuple[str, str, float]]]:
@@ -711,22 +707,16 @@ class Store:
         """Mark the channels `in_use` (folded) as used `now`, then forget the others unused since
         `before` that have no history left; return the folded names forgotten."""
         self.commit()
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany(
-                    "UPDATE channels SET last_used = ? WHERE name = ?",
-                    [(now, name) for name in in_use],
-                )
-                rows = self._db.execute(
-                    "DELETE FROM channels WHERE last_used < ? AND NOT EXISTS "
-                    "(SELECT 1 FROM messages WHERE messages.key = channels.name) RETURNING name",
-                    (before,),
-                ).fetchall()
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, self._transaction() as db:
+            db.executemany(
+                "UPDATE channels SET last_used = ? WHERE name = ?",
+                [(now, name) for name in in_use],
+            )
+            rows = db.execute(
+                "DELETE FROM channels WHERE last_used < ? AND NOT EXISTS "
+                "(SELECT 1 FROM messages WHERE messages.key = channels.name) RETURNING name",
+                (before,),
+            ).fetchall()
         return [row[0] for row in rows]
 
     def guest_conversation(
@@ -802,8 +792,7 @@ class Store:
             row = db.execute(
                 "SELECT time FROM conversations WHERE party = ? AND key = ?", (parties(old)[0], old)
             ).fetchone()
-            db.execute("BEGIN")
-            try:
+            with self._transaction():
                 db.executemany(
                     "DELETE FROM conversations WHERE party = ? AND key = ?",
                     [(party, old) for party in parties(old)],
@@ -814,11 +803,6 @@ class Store:
                         "(party, key) DO UPDATE SET time = MAX(time, excluded.time)",
                         [(party, new, row[0]) for party in parties(new)],
                     )
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
 
 
 def new_salt() -> bytes:
