@@ -949,8 +949,12 @@ class Server:
                 return
             try:
                 self._start_client(sock, address, context)
-            except Exception:  # a thread that would not start, say: that client only
+            except Exception:  # a thread that would not start, say: that client only, whose
+                # socket is closed rather than left open and unserved (socketserver's
+                # shutdown_request after handle_error)
                 log.exception("cannot serve a connection from %s", address[0])
+                with contextlib.suppress(OSError):
+                    sock.close()
 
     def _refusal(self, host: str) -> str | None:
         """Why a new connection from `host` is refused, if it is (under the state lock)."""
