@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import ClassVar
 
 from rich.text import Text
@@ -21,10 +19,11 @@ from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Input, OptionList, Static
 
 from tuichat import commands, gc_tuning
-from tuichat.client_state import ERROR, INFO, SERVER, Changes, ClientState, Entry, Window
+from tuichat.client_state import ERROR, INFO, SERVER, Changes, ClientState, Entry
 from tuichat.messages import InboxFilled
 from tuichat.net import client as net
 from tuichat.net.protocol import Line, casefold
+from tuichat.session import Actions, Session
 from tuichat.text import plain, render
 from tuichat.widgets import ChatLog, InputLine, MemberList, WindowList
 from tuichat.widgets.trust_dialog import TrustDialog
@@ -61,28 +60,18 @@ class TuichatApp(App[None]):
         self.config = config
         # how the status line names the server (tests pass a fixed one to keep ports off screen)
         self.server_label = server_label or f"{config.host}:{config.port}"
-        self.autojoin = list(channels or [])
         self.clock = clock
         self.greeting = greeting or []
         self.scrollback = scrollback
         self.state = ClientState(config.nick, server_label=config.host)
+        self.session = Session(self.state, channels)
         self.client = net.Client(config, self._on_client_event)
         self.logs: dict[str, ChatLog] = {}
         self._log_ids = 0
         self.connection = "connecting"
         self.lag: float | None = None
-        self.unsent: list[Unsent] = []
         self.select_on_join: set[str] = set()
         self._disconnect_shown = False
-        self.caps: frozenset[str] = frozenset()
-        self.typers: dict[str, dict[str, tuple[str, float]]] = {}  # key -> nick -> (nick, until)
-        self._fetching: dict[str, Fetch] = {}  # windows fetching what they missed
-        self._rejoin_pending: set[str] = set()  # channels to rejoin after a reconnect
-        self._cursors: dict[str, tuple[str | None, float]] = {}  # history position at the drop
-        self._disconnected_at: float | None = None
-        self._labels = itertools.count(1)
-        self._typing_sent = 0.0
-        self._typing_target = ""
         self._mark_timer: Timer | None = None
         self._last_activity = self._last_full_gc = time.monotonic()
         # what the connection's thread received, in order, until the UI takes it (bounded)
@@ -222,24 +211,9 @@ class TuichatApp(App[None]):
         changes = Changes()
         for line in lines:
             changes.merge(self.state.feed(line, now))
-        for key in changes.joined:
-            name = self.state.windows[key].name
-            # learn who is away (shown dimmed) without printing the reply
-            self.state.quiet_who.add(key)
-            self.client.send(Line("WHO", (name,)))
-            self._fetch_history(key)
-        for key, nick, typing in changes.typing:
-            self._typing_seen(key, nick, typing)
-        for window, entry in changes.entries:
-            if entry.kind in ("message", "action") and entry.nick and not entry.history:
-                stopped = self.typers.get(window.key, {}).pop(casefold(entry.nick), None)
-                if stopped is not None and window.key == self.state.current:
-                    self._refresh_status()
+        self._run(self.session.received(changes, time.monotonic()))
         self._apply(changes)
-        for key, added, received, last in changes.histories:  # the marker goes below them
-            self._history_done(key, added, received, last)
-        if any(window.key == self.state.current for window, _ in changes.entries):
-            self._mark_read_soon()
+        self._run(self.session.histories(changes, self.clock()))  # the marker goes below them
 
     def _connection_changed(self, event: net.ClientEvent) -> None:
         now = self.clock()
@@ -259,16 +233,11 @@ class TuichatApp(App[None]):
             )
         elif isinstance(event, net.Registered):
             self.connection = "connected"
-            self.caps = event.caps
             self.state.set_nick(event.nick)
             if self._disconnect_shown:
                 self._disconnect_shown = False
                 self._apply(self.state.info("reconnected", now, key=SERVER))
-            self._rejoin()
-            for key, window in self.state.windows.items():
-                if window.kind == "query":
-                    self._fetch_history(key)
-            self._maybe_reconnected()
+            self._run(self.session.registered(event.caps, now))
         elif isinstance(event, net.LagMeasured):
             self.lag = event.seconds
         elif isinstance(event, net.TrustQuestion):
@@ -280,19 +249,8 @@ class TuichatApp(App[None]):
         elif isinstance(event, net.Disconnected):
             retry = "" if event.retry_in is None else f"; retrying in {_seconds(event.retry_in)}"
             self.connection = f"disconnected{retry}"
-            rejoin = self.state.disconnected()
-            if rejoin:
-                self.autojoin = rejoin
-            if self._disconnected_at is None:
-                self._disconnected_at = now
-                # where each window's history stood: what comes after is what was missed (a
-                # line arriving with our JOIN must not move this past the gap)
-                self._cursors = {
-                    key: (window.last_msgid, self.state.server_time)
-                    for key, window in self.state.windows.items()
-                }
+            self.session.disconnected(now)
             self._apply(self.state.fail_pending("the connection dropped"))
-            self.typers.clear()
             # say it once in the log (where the user is looking, and in the server window);
             # later failed attempts only update the status line
             if not self._disconnect_shown or event.retry_in is None:
@@ -309,163 +267,39 @@ class TuichatApp(App[None]):
             self._refresh_all()
         self._refresh_status()
 
-    def _rejoin(self) -> None:
-        if self.autojoin:
-            if self._disconnected_at is not None:
-                self._rejoin_pending = {casefold(name) for name in self.autojoin}
-            # several JOIN lines if need be: one line holds 512 bytes
-            for names in _joined_up(self.autojoin):
-                self.client.send(Line("JOIN", (names,)))
-        unsent, self.unsent = self.unsent, []
-        for item in unsent:
-            _, label = self._send(item.line)
-            for window, entry in item.entries:
-                if label is not None:
-                    self.state.expect_echo(label, window, entry)
-                else:
-                    entry.state = "sent after reconnecting"
-                if window.key in self.logs:
-                    self.logs[window.key].changed(entry)
-        if unsent:
-            count = len(unsent)
-            text = f"sent {count} line{'s' if count != 1 else ''} typed while disconnected"
-            self._apply(self.state.info(text, self.clock(), key=SERVER))
-            for target in {casefold(item.target) for item in unsent if item.target}:
-                if target in self.state.windows:
-                    self._apply(self.state.info(text, self.clock(), key=target))
+    @property
+    def caps(self) -> frozenset[str]:
+        """The capabilities the server acknowledged."""
+        return self.session.caps
+
+    def _run(self, actions: Actions) -> None:
+        """Do what the session decided: send, draw, divide, remember to mark read."""
+        for line in actions.send:
+            self.client.send(line)
+        self._apply(actions.changes)
+        for key, text in actions.dividers:
+            if key in self.state.windows:
+                self._log_for(key).add_divider(text)
+        if actions.status:
+            self._refresh_status()
+        if actions.mark_read_after is not None and self._mark_timer is None:
+            self._mark_timer = self.set_timer(actions.mark_read_after, self._mark_read)
 
     def _send(self, line: Line | str) -> tuple[bool, str | None]:
-        """Send a line; a message gets a label when the server will echo it, so that it shows
-        as pending until then. Returns (sent, label)."""
-        label = None
-        message = isinstance(line, Line) and line.command in ("PRIVMSG", "NOTICE")
-        if message and isinstance(line, Line) and "echo-message" in self.caps:
-            label = f"t{next(self._labels)}"
-            if "labeled-response" in self.caps:
-                line = Line(line.command, line.params, tags={"label": label})
+        """Send a typed line (labelled when the server will echo it); (sent, label)."""
+        line, label = self.session.outgoing(line)
         if not self.client.registered or not self.client.send(line):
             return False, None
         return True, label
 
-    # -- history, typing, read markers (IRCv3) -----------------------------------------------------
-
-    @property
-    def _history_cap(self) -> bool:
-        return bool(self.caps & {"draft/chathistory", "chathistory"})
-
-    def _page(self) -> int:
-        """Messages asked for per CHATHISTORY request: ours, or the server's limit if lower."""
-        limit = self.state.chathistory_max
-        return min(HISTORY_PAGE, limit) if limit else HISTORY_PAGE
-
-    def _fetch_history(self, key: str) -> None:
-        """After our JOIN (or a reconnect): the backlog, or exactly what was missed."""
-        window = self.state.windows.get(key)
-        self._rejoin_pending.discard(key)
-        if window is None or not self._history_cap:
-            self._maybe_reconnected()
-            return
-        reconnect = self._disconnected_at is not None
-        last_msgid, server_time = window.last_msgid, self.state.server_time
-        if reconnect and key in self._cursors:
-            last_msgid, server_time = self._cursors.pop(key)
-        if last_msgid is not None:
-            ref = f"msgid={last_msgid}"
-        elif reconnect and server_time:
-            # nothing said here before the drop: from the last time the server told us, less a
-            # second for lines stamped the same millisecond (seen ones are dropped by msgid)
-            ref = "timestamp=" + _iso(server_time - 1.0)
-        else:
-            self.client.send(Line("CHATHISTORY", ("LATEST", window.name, "*", str(BACKLOG))))
-            self._maybe_reconnected()
-            return
-        self._fetching[key] = Fetch(reconnect)
-        self.client.send(Line("CHATHISTORY", ("AFTER", window.name, ref, str(self._page()))))
-
-    def _history_done(self, key: str, added: int, received: int, last: str | None) -> None:
-        window = self.state.windows.get(key)
-        if window is None:
-            return
-        log = self._log_for(key)
-        fetch = self._fetching.get(key)
-        if fetch is None:
-            if added:
-                log.add_divider("end of backlog")
-            return
-        fetch.total += added
-        if received >= self._page() and last is not None:  # a full page: there may be more
-            ref = f"msgid={last}"
-            self.client.send(Line("CHATHISTORY", ("AFTER", window.name, ref, str(self._page()))))
-            return
-        del self._fetching[key]
-        total = fetch.total
-        messages = f"{total} message{'s' if total != 1 else ''}"
-        if fetch.reconnect:
-            since = self._disconnected_at or self.clock()
-            span = f"{_hhmm(since)}–{_hhmm(self.clock())}"  # noqa: RUF001 (an en dash)
-            log.add_divider(f"disconnected {span}, {messages} fetched")
-        else:
-            log.add_divider(f"{messages} since you left")
-        self._maybe_reconnected()
-
-    def _maybe_reconnected(self) -> None:
-        """Once every window has fetched what it missed, the disconnect is over."""
-        if not self._fetching and not self._rejoin_pending:
-            self._disconnected_at = None
-
-    def _typing_seen(self, key: str, nick: str, typing: str) -> None:
-        typers = self.typers.setdefault(key, {})
-        if typing == "active":
-            typers[casefold(nick)] = (nick, time.monotonic() + 6.0)
-        else:
-            typers.pop(casefold(nick), None)
-        if key == self.state.current:
-            self._refresh_status()
-
     def _expire_typing(self) -> None:
-        now = time.monotonic()
-        changed = False
-        for typers in self.typers.values():
-            for folded in [f for f, (_, until) in typers.items() if until <= now]:
-                del typers[folded]
-                changed = True
-        if changed:
+        if self.session.expire_typing(time.monotonic()):
             self._refresh_status()
-
-    def _send_typing(self, text: str) -> None:
-        """+typing, sparingly: `active` at most every 3 s while typing, `done` when cleared."""
-        window = self.state.windows.get(self.state.current)
-        if window is None or window.kind == "server" or "message-tags" not in self.caps:
-            return
-        if window.kind == "channel" and not window.joined:
-            return
-        now = time.monotonic()
-        typing = text and not text.startswith("/")
-        if typing and (now - self._typing_sent > 3.0 or self._typing_target != window.name):
-            self._typing_sent, self._typing_target = now, window.name
-            self.client.send(Line("TAGMSG", (window.name,), tags={"+typing": "active"}))
-        elif not typing and self._typing_sent and self._typing_target == window.name:
-            self._typing_sent = 0.0
-            if not text:
-                self.client.send(Line("TAGMSG", (window.name,), tags={"+typing": "done"}))
-
-    def _mark_read_soon(self) -> None:
-        if "draft/read-marker" in self.caps and self._mark_timer is None:
-            self._mark_timer = self.set_timer(2.0, self._mark_read)
 
     def _mark_read(self) -> None:
-        """Tell the server how far the current window has been read (draft/read-marker)."""
         self._mark_timer = None
-        window = self.state.windows.get(self.state.current)
-        if window is None or window.kind == "server" or not window.last_time:
-            return
-        if "draft/read-marker" not in self.caps or not self.client.registered:
-            return
-        if window.read_marker is not None and window.read_marker >= window.last_time:
-            return
-        window.read_marker = window.last_time
-        stamp = "timestamp=" + _iso(window.last_time)
-        self.client.send(Line("MARKREAD", (window.name, stamp)))
+        for line in self.session.mark_read(self.client.registered):
+            self.client.send(line)
 
     # -- showing changes --------------------------------------------------------------------------
 
@@ -573,9 +407,9 @@ class TuichatApp(App[None]):
             status.append("  INSECURE: certificate not checked", style="bold red")
         if self.lag is not None and self.connection == "connected":
             status.append(f"  lag {self.lag * 1000:.0f} ms", style="dim")
-        if self.unsent:
-            status.append(f"  {len(self.unsent)} unsent", style="bold yellow")
-        typers = self.typers.get(self.state.current, {})
+        if self.session.unsent:
+            status.append(f"  {len(self.session.unsent)} unsent", style="bold yellow")
+        typers = self.session.typers.get(self.state.current, {})
         if typers:
             names = ", ".join(plain(nick) for nick, _ in typers.values())
             verb = "is" if len(typers) == 1 else "are"
@@ -608,7 +442,8 @@ class TuichatApp(App[None]):
     @on(Input.Changed, "#input")
     def on_input_changed(self, event: Input.Changed) -> None:
         self._last_activity = time.monotonic()
-        self._send_typing(event.value)
+        for line in self.session.typing(event.value, time.monotonic()):
+            self.client.send(line)
 
     @on(Input.Submitted, "#input")
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -639,16 +474,15 @@ class TuichatApp(App[None]):
                         self.state.names_requested |= keys
                 sent, label = self._send(line)
                 if not sent:
-                    target = line.params[0] if isinstance(line, Line) and line.params else ""
-                    self.unsent.append(Unsent(line, target))
+                    self.session.keep_unsent(line)
                     self._refresh_status()
             elif isinstance(action, commands.ShowOwn):
                 changes = self.state.own_message(action.target, action.text, now, action.kind)
                 for window, entry in changes.entries:
                     if not sent:
                         entry.state = "not sent yet: will be sent on reconnect"
-                        if self.unsent:
-                            self.unsent[-1].entries.append((window, entry))
+                        if self.session.unsent:
+                            self.session.unsent[-1].entries.append((window, entry))
                     elif label is not None:
                         self.state.expect_echo(label, window, entry)
                 self._apply(changes)
@@ -681,7 +515,7 @@ class TuichatApp(App[None]):
             return
         if window.kind == "channel" and window.joined:
             self.client.send(Line("PART", (window.name,)))
-        self.autojoin = [name for name in self.autojoin if casefold(name) != key]
+        self.session.closed(key)
         self.state.close(key)
         self.logs.pop(key).remove()
         self.select_window(self.state.current)
@@ -738,47 +572,6 @@ MEMBERS_EVERY = 0.5  # seconds between redraws of a member list longer than that
 # with gc_tuning installed, cycles among old objects wait for this: every FULL_GC_EVERY seconds,
 # when nothing has happened for 2 s, everything is collected
 FULL_GC_EVERY = 600.0
-
-
-@dataclass
-class Fetch:
-    """A window fetching what it missed, page by page."""
-
-    reconnect: bool  # after a dropped connection (else after a /part and /join)
-    total: int = 0
-
-
-@dataclass
-class Unsent:
-    """A line typed while disconnected, sent once the connection is back."""
-
-    line: Line | str
-    target: str
-    entries: list[tuple[Window, Entry]] = field(default_factory=list)
-
-
-HISTORY_PAGE = 100  # messages per CHATHISTORY request after a reconnect
-BACKLOG = 50  # messages of backlog fetched on joining a channel
-
-
-def _joined_up(names: list[str], limit: int = 400) -> list[str]:
-    """Channel names joined with commas into pieces that fit a line."""
-    pieces: list[str] = []
-    for name in names:
-        if pieces and len(pieces[-1]) + 1 + len(name) <= limit:
-            pieces[-1] += "," + name
-        else:
-            pieces.append(name)
-    return pieces
-
-
-def _hhmm(moment: float) -> str:
-    return time.strftime("%H:%M", time.localtime(moment))
-
-
-def _iso(moment: float) -> str:
-    ms = int(moment * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
 def _seconds(delay: float) -> str:

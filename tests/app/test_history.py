@@ -22,6 +22,7 @@ import pytest
 from textual.pilot import Pilot
 
 from tuichat import app as app_module
+from tuichat import session as session_module
 from tuichat.app import TuichatApp
 from tuichat.net import client as net
 from tuichat.net.protocol import Line
@@ -255,7 +256,7 @@ async def test_reconnect_fetches_exactly_the_missed_messages(
     missed: int,
     page: int,
 ) -> None:
-    monkeypatch.setattr(app_module, "HISTORY_PAGE", page)
+    monkeypatch.setattr(session_module, "HISTORY_PAGE", page)
     alice = user("alice", "#chat")
     app = make_app(channels=["#chat"])
     sent = record_sent(app, monkeypatch)
@@ -340,7 +341,7 @@ async def test_a_line_said_during_a_paged_fetch_leaves_no_gap(
     make_app: Callable[..., TuichatApp],
     user: Callable[..., RawUser],
 ) -> None:
-    monkeypatch.setattr(app_module, "HISTORY_PAGE", 5)
+    monkeypatch.setattr(session_module, "HISTORY_PAGE", 5)
     alice = user("alice", "#chat")
     app = make_app(channels=["#chat"])
     talk = TalkDuringFetch("live, during the fetch")

@@ -1,5 +1,5 @@
-"""The walls between the rooms (issue 11): the server side and the client's network and state
-never load Textual, and no two modules import each other at module level.
+"""The walls between the rooms (issue 11): the server side and the client's network, state and
+session never load Textual, and no two modules import each other at module level.
 
 The server runs on machines without a terminal, and a later node that only relays needs none of
 the UI; an import cycle makes the order modules load in matter, and the next split harder.
@@ -21,6 +21,7 @@ HEADLESS = (
     "tuichat.state",
     "tuichat.store",
     "tuichat.client_state",
+    "tuichat.session",
     "tuichat.net",
 )
 UI_LIBRARIES = ("textual", "rich")
