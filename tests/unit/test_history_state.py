@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.test_state import SERVER, T0, ListSink, Net, sink_of
+from tests.unit.helpers import SERVER, T0, ListSink, Net, sink_of
 from tuichat.net import protocol as p
 from tuichat.net.protocol import Line, casefold, parse
 from tuichat.state import Config, Outbox, State, User, iso_time

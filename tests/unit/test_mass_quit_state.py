@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 
+from tests.unit.helpers import ListSink, check_invariants, sink_of
 from tests.unit.test_history_state import HistoryNet, take_raw
-from tests.unit.test_state import ListSink, check_invariants, sink_of
 from tuichat.net.protocol import casefold
 from tuichat.state import Channel, Config, Outbox, User
 
