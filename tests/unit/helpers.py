@@ -6,13 +6,17 @@ No sockets, no threads, no clock: every call gets its time from the test.
 
 from __future__ import annotations
 
+import base64
+
 from tuichat.net import protocol as p
 from tuichat.net.protocol import Line, casefold, parse
 from tuichat.state import Config, Outbox, State, User
+from tuichat.store import Store, hash_password, new_salt
 
 T0 = 1_000_000.0
 HOST = "127.0.0.1"
 SERVER = "tuichat"
+PASSWORD = "correct-horse-battery"
 
 
 class ListSink:
@@ -163,3 +167,91 @@ def check_invariants(state: State) -> None:
         for key, chan in user.channels.items():
             assert state.channels[key] is chan
             assert user in chan.members
+
+
+# with a store: history and accounts ---------------------------------------------------------------
+
+
+class HistoryNet(Net):
+    """A `Net` whose state keeps history and accounts in a `Store`; deferred work (password
+    hashing) runs with the clock of the line that asked for it."""
+
+    def __init__(self, config: Config | None = None, store: Store | None = None) -> None:
+        self.store = store if store is not None else Store(":memory:")
+        self.state = State(config or Config(created=0.0), self.store)
+        self.now = T0
+
+    def send(self, user: User, raw: str, now: float | None = None) -> Outbox:
+        when = self.now if now is None else now
+        out = Outbox()
+        self.state.handle(user, parse(raw), when, out)
+        dispatch(out, when)
+        return out
+
+    def tick(self, now: float) -> Outbox:
+        out = Outbox()
+        self.state.tick(now, out)
+        dispatch(out, now)
+        return out
+
+    def register(self, nick: str, host: str = HOST, now: float | None = None) -> User:
+        """A registered user without capabilities; its welcome is taken."""
+        user = super().register(nick, host, now)
+        take(user)
+        return user
+
+    def cap_user(self, nick: str, *caps: str) -> User:
+        """A registered user that negotiated `caps` (CAP LS 302 first); its welcome is taken."""
+        user = self.connect()
+        self.send(user, "CAP LS 302")
+        if caps:
+            self.send(user, "CAP REQ :" + " ".join(caps))
+        self.send(user, f"NICK {nick}")
+        self.send(user, f"USER {nick} 0 * :{nick.title()} Example")
+        self.send(user, "CAP END")
+        assert user.registered, sink_of(user).lines
+        assert set(caps) <= user.caps
+        take(user)
+        return user
+
+    def say(self, user: User, target: str, text: str, at: float | None = None) -> None:
+        self.send(user, f"PRIVMSG {target} :{text}", at)
+
+    def account(self, name: str, password: str = PASSWORD) -> None:
+        salt = new_salt()
+        assert self.store.create_account(
+            casefold(name), name, salt, hash_password(password, salt), 0
+        )
+
+    def login(self, nick: str, *caps: str, account: str | None = None) -> User:
+        """A user that logs in with SASL PLAIN before registering."""
+        user = self.connect()
+        self.send(user, "CAP LS 302")
+        self.send(user, "CAP REQ :" + " ".join(("sasl", *caps)))
+        self.send(user, f"NICK {nick}")
+        self.send(user, f"USER {nick} 0 * :{nick.title()} Example")
+        self.send(user, "AUTHENTICATE PLAIN")
+        self.send(user, "AUTHENTICATE " + plain(account or nick, PASSWORD))
+        self.send(user, "CAP END")
+        got = take(user)
+        assert user.registered and user.account == (account or nick), got
+        return user
+
+
+def take(user: User) -> list[Line]:
+    """Every line `user` got since the last take, parsed."""
+    sink = sink_of(user)
+    raw = bytes(sink.data).decode()
+    sink.data.clear()
+    return [parse(line) for line in raw.split("\r\n") if line]
+
+
+def take_raw(user: User) -> list[str]:
+    sink = sink_of(user)
+    raw = bytes(sink.data).decode()
+    sink.data.clear()
+    return [line for line in raw.split("\r\n") if line]
+
+
+def plain(account: str, password: str, authzid: str = "") -> str:
+    return base64.b64encode(f"{authzid}\0{account}\0{password}".encode()).decode()
