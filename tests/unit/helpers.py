@@ -1,5 +1,7 @@
 """The state harness for unit tests: a `Net` drives one `State` the way the server does, each user's
 bytes land in a `ListSink`, and small readers pick the lines a user got out of an `Outbox`.
+`HistoryNet` does the same over a `Store` on ":memory:" (history, accounts), and `take` hands over
+what a user's sink got so far.
 
 No sockets, no threads, no clock: every call gets its time from the test.
 """
