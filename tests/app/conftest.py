@@ -1,19 +1,23 @@
 """Fixtures for app tests: a real tuichat server on 127.0.0.1 port 0 per test, raw-socket IRC users
-on the other side (closed at teardown), and the app with a fixed clock."""
+on the other side (closed at teardown), and the app with a fixed clock, made or already running
+in #chat."""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 
 from tuichat.app import TuichatApp
 from tuichat.server import Server
 
-from .helpers import RawUser, Servers, client_config, fixed_clock
+from .helpers import SIZE, InChat, RawUser, Servers, client_config, fixed_clock, wait_for_joined
 
 # -- fixtures -------------------------------------------------------------------------------------
 
@@ -97,3 +101,18 @@ def make_app(server: Server) -> Callable[..., TuichatApp]:
         )
 
     return make
+
+
+@pytest.fixture
+def in_chat(make_app: Callable[..., TuichatApp]) -> InChat:
+    """`async with in_chat() as (app, pilot):` the app made by `make_app(channels=["#chat"])`,
+    running at SIZE, once it is connected and in #chat, the setup most app tests share."""
+
+    @asynccontextmanager
+    async def run() -> AsyncIterator[tuple[TuichatApp, Pilot[Any]]]:
+        app = make_app(channels=["#chat"])
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for_joined(pilot, "#chat")
+            yield app, pilot
+
+    return run

@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,6 +36,9 @@ def fixed_clock() -> float:
 
 
 T = TypeVar("T")
+
+# the `in_chat` fixture: `async with in_chat() as (app, pilot):` runs the app, joined to #chat
+InChat = Callable[[], AbstractAsyncContextManager[tuple[TuichatApp, Pilot[Any]]]]
 
 
 # -- waiting --------------------------------------------------------------------------------------

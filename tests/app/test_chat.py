@@ -6,10 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tuichat.app import TuichatApp
-
 from .helpers import (
-    SIZE,
+    InChat,
     RawUser,
     current_log,
     input_line,
@@ -18,7 +16,6 @@ from .helpers import (
     submit,
     topic_text,
     wait_for,
-    wait_for_joined,
     wait_for_log,
     window_labels,
 )
@@ -27,12 +24,10 @@ pytestmark = pytest.mark.timeout(30)
 
 
 async def test_channel_message_typed_reaches_the_other_user_and_theirs_is_shown(
-    make_app: Callable[..., TuichatApp], user: Callable[..., RawUser]
+    in_chat: InChat, user: Callable[..., RawUser]
 ) -> None:
     alice = user("alice", "#chat")
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
+    async with in_chat() as (app, pilot):
         await alice.expect(pilot, r"^:me!\S+ JOIN :?#chat$")
 
         await pilot.press(*"hello alice", "enter")
@@ -49,13 +44,10 @@ async def test_channel_message_typed_reaches_the_other_user_and_theirs_is_shown(
 
 
 async def test_private_message_opens_a_window_and_replies_go_back(
-    make_app: Callable[..., TuichatApp], user: Callable[..., RawUser]
+    in_chat: InChat, user: Callable[..., RawUser]
 ) -> None:
     bob = user("bob")
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
-
+    async with in_chat() as (app, pilot):
         bob.send("PRIVMSG me :psst, are you there?")
         await wait_for(
             pilot,
@@ -76,12 +68,10 @@ async def test_private_message_opens_a_window_and_replies_go_back(
 
 
 async def test_query_command_opens_a_window_and_sends(
-    make_app: Callable[..., TuichatApp], user: Callable[..., RawUser]
+    in_chat: InChat, user: Callable[..., RawUser]
 ) -> None:
     bob = user("bob")
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
+    async with in_chat() as (app, pilot):
         await submit(pilot, "/query bob lunch?")
         await bob.expect(pilot, r"^:me!\S+ PRIVMSG bob :lunch\?$")
         await wait_for_log(pilot, "<me> lunch?")
@@ -89,12 +79,10 @@ async def test_query_command_opens_a_window_and_sends(
 
 
 async def test_me_is_shown_as_an_action_both_ways(
-    make_app: Callable[..., TuichatApp], user: Callable[..., RawUser]
+    in_chat: InChat, user: Callable[..., RawUser]
 ) -> None:
     alice = user("alice", "#chat")
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
+    async with in_chat() as (app, pilot):
         await submit(pilot, "/me waves")
         await alice.expect(pilot, r"^:me!\S+ PRIVMSG #chat :\x01ACTION waves\x01$")
         await wait_for_log(pilot, "08:00 * me waves")
@@ -115,12 +103,10 @@ HOSTILE = [
 
 
 async def test_markup_and_control_characters_are_shown_literally(
-    make_app: Callable[..., TuichatApp], user: Callable[..., RawUser]
+    in_chat: InChat, user: Callable[..., RawUser]
 ) -> None:
     alice = user("alice", "#chat")
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
+    async with in_chat() as (app, pilot):
         for sent, _ in HOSTILE:
             alice.send(f"PRIVMSG #chat :{sent}")
         alice.send("PRIVMSG #chat :last one")

@@ -15,6 +15,7 @@ from tuichat.server import Server
 from .helpers import (
     HOST,
     SIZE,
+    InChat,
     RawUser,
     Servers,
     client_config,
@@ -37,14 +38,12 @@ NOT_SENT = "[not sent yet: will be sent on reconnect]"
 async def test_reconnects_after_a_server_restart_rejoins_and_sends_what_was_typed(
     servers: Servers,
     server: Server,
-    make_app: Callable[..., TuichatApp],
+    in_chat: InChat,
     user: Callable[..., RawUser],
 ) -> None:
     port = server.port
     alice = user("alice", "#chat")
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
+    async with in_chat() as (app, pilot):
         await alice.expect(pilot, r"^:me!\S+ JOIN :?#chat$")
 
         server.stop()
@@ -87,13 +86,11 @@ def connection_threads(before: set[threading.Thread]) -> list[threading.Thread]:
 
 
 async def test_ctrl_q_quits_and_the_connection_thread_is_gone_within_a_second(
-    make_app: Callable[..., TuichatApp], user: Callable[..., RawUser]
+    in_chat: InChat, user: Callable[..., RawUser]
 ) -> None:
     alice = user("alice", "#chat")
     before = set(threading.enumerate())
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
+    async with in_chat() as (app, pilot):
         (thread,) = connection_threads(before)
         started = time.monotonic()
         await pilot.press("ctrl+q")

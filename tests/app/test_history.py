@@ -32,6 +32,7 @@ from tuichat.state import Config
 from .helpers import (
     NOW,
     SIZE,
+    InChat,
     RawUser,
     Servers,
     client_config,
@@ -366,13 +367,11 @@ async def test_a_line_said_during_a_paged_fetch_leaves_no_gap(
 async def test_reconnect_pages_within_the_servers_history_limit(
     server: Server,
     restart: Callable[..., RawUser],
-    make_app: Callable[..., TuichatApp],
+    in_chat: InChat,
     user: Callable[..., RawUser],
 ) -> None:
     alice = user("alice", "#chat")
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
+    async with in_chat() as (app, pilot):
         alice.send("PRIVMSG #chat :before the crash")
         await wait_for_log(pilot, "06:30 <alice> before the crash")
 
@@ -386,13 +385,11 @@ async def test_reconnect_pages_within_the_servers_history_limit(
 async def test_reconnect_after_a_quiet_channel_still_says_what_was_missed(
     server: Server,
     restart: Callable[..., RawUser],
-    make_app: Callable[..., TuichatApp],
+    in_chat: InChat,
     user: Callable[..., RawUser],
 ) -> None:
     user("alice", "#chat")
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
+    async with in_chat() as (app, pilot):
         await crash(pilot, server)
         restart("said while you were away", "and again")
 
@@ -405,12 +402,10 @@ async def test_reconnect_after_a_quiet_channel_still_says_what_was_missed(
 
 
 async def test_part_and_join_again_fetches_the_gap_without_calling_it_a_disconnect(
-    make_app: Callable[..., TuichatApp], user: Callable[..., RawUser]
+    in_chat: InChat, user: Callable[..., RawUser]
 ) -> None:
     alice = user("alice", "#chat")
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
+    async with in_chat() as (app, pilot):
         alice.send("PRIVMSG #chat :one")
         await wait_for_log(pilot, "06:30 <alice> one")
         await submit(pilot, "/part")
@@ -489,12 +484,10 @@ async def test_a_line_in_the_same_read_as_our_join_leaves_no_gap(
 
 
 async def test_own_message_is_sending_until_the_echo_then_delivered_once(
-    server: Server, make_app: Callable[..., TuichatApp], user: Callable[..., RawUser]
+    server: Server, in_chat: InChat, user: Callable[..., RawUser]
 ) -> None:
     alice = user("alice", "#chat")
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
+    async with in_chat() as (app, pilot):
         assert {"echo-message", "labeled-response"} <= app.caps
 
         # while the server holds its state lock it cannot handle (nor echo) what we send
@@ -514,13 +507,11 @@ async def test_own_message_is_sending_until_the_echo_then_delivered_once(
 async def test_message_typed_while_disconnected_is_delivered_once_after_reconnect(
     server: Server,
     restart: Callable[..., RawUser],
-    make_app: Callable[..., TuichatApp],
+    in_chat: InChat,
     user: Callable[..., RawUser],
 ) -> None:
     alice = user("alice", "#chat")
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
+    async with in_chat() as (app, pilot):
         alice.send("PRIVMSG #chat :before")
         await wait_for_log(pilot, "06:30 <alice> before")
         await crash(pilot, server)
@@ -545,12 +536,10 @@ async def test_message_typed_while_disconnected_is_delivered_once_after_reconnec
 
 
 async def test_message_to_a_moderated_channel_is_marked_not_sent(
-    make_app: Callable[..., TuichatApp], user: Callable[..., RawUser]
+    in_chat: InChat, user: Callable[..., RawUser]
 ) -> None:
     alice = user("alice", "#chat")  # first in: operator
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
+    async with in_chat() as (app, pilot):
         alice.send("MODE #chat +m")
         await wait_for_log(pilot, "alice sets mode +m")
 
@@ -564,12 +553,10 @@ async def test_message_to_a_moderated_channel_is_marked_not_sent(
 
 
 async def test_message_to_a_channel_we_are_not_in_is_marked_not_sent(
-    make_app: Callable[..., TuichatApp], user: Callable[..., RawUser]
+    in_chat: InChat, user: Callable[..., RawUser]
 ) -> None:
     user("alice", "#chat", "#secret")  # channels are +n: no messages from outside
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
+    async with in_chat() as (app, pilot):
         await submit(pilot, "/msg #secret let me in")
         await wait_for_log(pilot, "!! #secret Cannot send to channel (no external messages)")
         await pilot.press("alt+3")
@@ -583,15 +570,13 @@ async def test_message_to_a_channel_we_are_not_in_is_marked_not_sent(
 
 
 async def test_private_message_to_an_away_user_is_delivered_once(
-    make_app: Callable[..., TuichatApp], user: Callable[..., RawUser]
+    in_chat: InChat, user: Callable[..., RawUser]
 ) -> None:
     """The echo comes with RPL_AWAY: two lines, so the labelled answer is a batch."""
     alice = user("alice", "#chat")
     alice.send("AWAY :at lunch")
     alice.sync()
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
+    async with in_chat() as (app, pilot):
         await submit(pilot, "/query alice are you there")
         await alice.expect(pilot, FROM_ME + r"PRIVMSG alice :are you there$")
         await wait_for_log(pilot, "alice is away: at lunch")  # in the same answer as the echo
@@ -602,13 +587,11 @@ async def test_private_message_to_an_away_user_is_delivered_once(
 
 
 async def test_typing_from_others_shows_in_the_status_line_until_done(
-    make_app: Callable[..., TuichatApp], user: Callable[..., RawUser]
+    in_chat: InChat, user: Callable[..., RawUser]
 ) -> None:
     alice = user("alice", "#chat")
     alice.request_caps("message-tags")
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
+    async with in_chat() as (app, pilot):
         assert "typing" not in status_text(app)
 
         alice.send("@+typing=active TAGMSG #chat")
@@ -628,13 +611,11 @@ async def test_typing_from_others_shows_in_the_status_line_until_done(
 
 
 async def test_a_message_from_a_typer_ends_the_typing_indicator(
-    make_app: Callable[..., TuichatApp], user: Callable[..., RawUser]
+    in_chat: InChat, user: Callable[..., RawUser]
 ) -> None:
     alice = user("alice", "#chat")
     alice.request_caps("message-tags")
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
+    async with in_chat() as (app, pilot):
         alice.send("@+typing=active TAGMSG #chat")
         await wait_for(pilot, lambda: "alice is typing…" in status_text(app))
         alice.send("PRIVMSG #chat :there")
@@ -659,13 +640,11 @@ def typing_and_messages(raw: RawUser) -> list[str]:
 
 
 async def test_typing_is_sent_once_while_typing_and_done_after_sending(
-    make_app: Callable[..., TuichatApp], user: Callable[..., RawUser]
+    in_chat: InChat, user: Callable[..., RawUser]
 ) -> None:
     alice = user("alice", "#chat")
     alice.request_caps("message-tags")
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
+    async with in_chat() as (_app, pilot):
         await pilot.press(*"hi alice")  # eight changes of the input line
         await alice.expect(pilot, FROM_ME + "TAGMSG #chat$")
         await pilot.press("enter")

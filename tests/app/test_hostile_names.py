@@ -25,6 +25,7 @@ from tuichat.app import TuichatApp
 from .helpers import (
     HOST,
     SIZE,
+    InChat,
     RawUser,
     client_config,
     fixed_clock,
@@ -88,12 +89,10 @@ BIDI_CHANNEL = "#\u202eevil"  # a right-to-left override: the server refuses it 
 
 
 async def test_markup_in_nicks_and_channels_shows_literally_everywhere(
-    make_app: Callable[..., TuichatApp], user: Callable[..., RawUser]
+    in_chat: InChat, user: Callable[..., RawUser]
 ) -> None:
     eve = user(EVE, "#chat", CHANNEL)
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
+    async with in_chat() as (app, pilot):
         await wait_for(
             pilot,
             lambda: f"@{EVE}" in member_labels(app),

@@ -6,16 +6,13 @@ from collections.abc import Callable
 
 import pytest
 
-from tuichat.app import TuichatApp
-
 from .helpers import (
-    SIZE,
+    InChat,
     RawUser,
     input_line,
     member_labels,
     submit,
     wait_for,
-    wait_for_joined,
     wait_for_log,
 )
 
@@ -23,14 +20,12 @@ pytestmark = pytest.mark.timeout(30)
 
 
 async def test_tab_completes_a_nick_at_the_start_and_in_the_middle(
-    make_app: Callable[..., TuichatApp], user: Callable[..., RawUser]
+    in_chat: InChat, user: Callable[..., RawUser]
 ) -> None:
     user("alice", "#chat")
     user("albert", "#chat")
     user("bob", "#chat")
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
+    async with in_chat() as (app, pilot):
         await wait_for(pilot, lambda: len(member_labels(app)) == 4, show=lambda: member_labels(app))
         field = input_line(app)
 
@@ -67,12 +62,10 @@ async def test_tab_completes_a_nick_at_the_start_and_in_the_middle(
 
 
 async def test_up_and_down_walk_the_input_history(
-    make_app: Callable[..., TuichatApp], user: Callable[..., RawUser]
+    in_chat: InChat, user: Callable[..., RawUser]
 ) -> None:
     alice = user("alice", "#chat")
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
+    async with in_chat() as (app, pilot):
         field = input_line(app)
         for text in ("first", "second", "third"):
             await submit(pilot, text)

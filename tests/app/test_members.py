@@ -11,7 +11,7 @@ from textual.widgets import OptionList
 from tuichat.app import TuichatApp
 
 from .helpers import (
-    SIZE,
+    InChat,
     RawUser,
     member_labels,
     screen_state,
@@ -19,7 +19,6 @@ from .helpers import (
     submit,
     topic_text,
     wait_for,
-    wait_for_joined,
     wait_for_log,
 )
 
@@ -36,12 +35,10 @@ async def wait_for_members(pilot: Pilot[None], app: TuichatApp, expected: list[s
 
 
 async def test_member_list_follows_joins_parts_quits_nicks_and_ops(
-    make_app: Callable[..., TuichatApp], user: Callable[..., RawUser]
+    in_chat: InChat, user: Callable[..., RawUser]
 ) -> None:
     alice = user("alice", "#chat")  # first in: the channel's operator
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
+    async with in_chat() as (app, pilot):
         await wait_for_members(pilot, app, ["@alice", "me"])
         assert app.query_one("#member-list", OptionList).border_title == "2 users"
 
@@ -72,12 +69,10 @@ async def test_member_list_follows_joins_parts_quits_nicks_and_ops(
 
 
 async def test_our_own_nick_change_and_the_member_list_hides_outside_channels(
-    make_app: Callable[..., TuichatApp], user: Callable[..., RawUser]
+    in_chat: InChat, user: Callable[..., RawUser]
 ) -> None:
     alice = user("alice", "#chat")
-    app = make_app(channels=["#chat"])
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_joined(pilot, "#chat")
+    async with in_chat() as (app, pilot):
         await submit(pilot, "/nick newme")
         await alice.expect(pilot, r"^:me!\S+ NICK :?newme$")
         await wait_for_members(pilot, app, ["@alice", "newme"])

@@ -4,15 +4,16 @@ the reply costs its sender flood-control tokens by its size."""
 
 from __future__ import annotations
 
+from tests.unit.helpers import ListSink
 from tuichat.net.protocol import parse
 from tuichat.state import BIG_REPLY_MOST, Config, Outbox, State, User
 
 
-class HoldingSink:
-    """What `server.Connection` does with hold/release, over a list of bytes."""
+class HoldingSink(ListSink):
+    """What `server.Connection` does with hold/release, over a `ListSink`'s bytes."""
 
     def __init__(self) -> None:
-        self.data = bytearray()
+        super().__init__()
         self.held: bytearray | None = None
 
     def deliver(self, data: bytes) -> None:
@@ -21,19 +22,12 @@ class HoldingSink:
         else:
             self.data += data
 
-    def close(self, error: str | None) -> None:
-        pass
-
     def hold(self) -> None:
         self.held = bytearray()
 
     def release(self, data: bytes) -> None:
         held, self.held = self.held or b"", None
         self.data += data + held
-
-    @property
-    def lines(self) -> list[str]:
-        return [raw.decode() for raw in bytes(self.data).split(b"\r\n") if raw]
 
 
 def _state() -> State:

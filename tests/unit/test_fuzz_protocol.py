@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests.unit.helpers import ListSink
 from tuichat.net.protocol import (
     MAX_BODY,
     MAX_LINE,
@@ -177,17 +178,6 @@ def _wire_lines(draw: st.DrawFn) -> tuple[int, Line]:
     return draw(st.integers(0, 2)), Line(draw(st.sampled_from(_COMMANDS)), tuple(params), tags=tags)
 
 
-class _Sink:
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    def deliver(self, data: bytes) -> None:
-        self.data += data
-
-    def close(self, error: str | None) -> None:
-        pass
-
-
 def _check_wire(data: bytes) -> None:
     """What a user was sent: CRLF-terminated lines of valid UTF-8 without NUL or a stray CR/LF."""
     assert data.endswith(b"\r\n") or not data
@@ -215,7 +205,7 @@ def _network() -> tuple[State, list[User]]:
     state = State(Config(created=0.0, opers={"OPER": "pw"}), Store(":memory:"))
     users = []
     for nick in ("alice", "bob", "carol"):
-        user = User(_Sink(), "127.0.0.1", 1000.0)
+        user = User(ListSink(), "127.0.0.1", 1000.0)
         state.connect(user)
         for text in ("CAP REQ :message-tags batch labeled-response draft/read-marker", "CAP END"):
             if nick == "alice":  # one with capabilities, two without
@@ -242,7 +232,7 @@ def test_the_state_never_raises_and_sends_only_well_formed_lines(
         now += 1.0
         _run(state, user, line, now)
     for user in users:
-        assert isinstance(user.sink, _Sink)
+        assert isinstance(user.sink, ListSink)
         _check_wire(bytes(user.sink.data))
 
 
@@ -253,7 +243,7 @@ def test_the_state_never_raises_and_sends_only_well_formed_lines(
 def test_a_parameter_with_a_space_is_answered_not_raised(text: str) -> None:
     state, users = _network()
     _run(state, users[0], parse(text), 2000.0)
-    assert isinstance(users[0].sink, _Sink)
+    assert isinstance(users[0].sink, ListSink)
     _check_wire(bytes(users[0].sink.data))
 
 
@@ -289,5 +279,5 @@ def test_a_line_that_once_raised_is_answered(text: str) -> None:
     _run(state, alice, parse("MODE #chat"), 2002.0)  # and the key, as a middle parameter
     assert not alice.gone
     for user in users:
-        assert isinstance(user.sink, _Sink)
+        assert isinstance(user.sink, ListSink)
         _check_wire(bytes(user.sink.data))

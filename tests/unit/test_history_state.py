@@ -1,7 +1,7 @@
 """Unit tests for history, IRCv3 capabilities and accounts in the server state, with a `Store` on
 ":memory:": feed lines to `State.handle`, read what each user's sink got.
 
-The harness extends test_state's `Net`: every user's bytes land in its `ListSink`, deferred work
+The harness is helpers' `HistoryNet`: every user's bytes land in its `ListSink`, deferred work
 (password hashing) runs at once with the same clock, and `take(user)` hands over (and forgets)
 what a user got so far, parsed.
 """
@@ -15,108 +15,28 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.test_state import SERVER, T0, ListSink, Net, sink_of
+from tests.unit.helpers import (
+    PASSWORD,
+    SERVER,
+    T0,
+    HistoryNet,
+    ListSink,
+    Net,
+    dispatch,
+    plain,
+    sink_of,
+    take,
+    take_raw,
+)
 from tuichat.net import protocol as p
-from tuichat.net.protocol import Line, casefold, parse
-from tuichat.state import Config, Outbox, State, User, iso_time
+from tuichat.net.protocol import Line, parse
+from tuichat.state import Config, Outbox, User, iso_time
 from tuichat.store import Message, Store, hash_password, new_salt
 
 CHATHISTORY_CAPS = ("batch", "server-time", "message-tags", "draft/chathistory")
-PASSWORD = "correct-horse-battery"
 
 
 # harness ------------------------------------------------------------------------------------------
-
-
-class HistoryNet(Net):
-    """A `Net` whose state keeps history and accounts in a `Store`."""
-
-    def __init__(self, config: Config | None = None, store: Store | None = None) -> None:
-        self.store = store if store is not None else Store(":memory:")
-        self.state = State(config or Config(created=0.0), self.store)
-        self.now = T0
-
-    def send(self, user: User, raw: str, now: float | None = None) -> Outbox:
-        when = self.now if now is None else now
-        out = Outbox()
-        self.state.handle(user, parse(raw), when, out)
-        run(out, when)
-        return out
-
-    def tick(self, now: float) -> Outbox:
-        out = Outbox()
-        self.state.tick(now, out)
-        run(out, now)
-        return out
-
-    def register(self, nick: str, host: str = "127.0.0.1", now: float | None = None) -> User:
-        """A registered user without capabilities; its welcome is taken."""
-        user = super().register(nick, host, now)
-        take(user)
-        return user
-
-    def cap_user(self, nick: str, *caps: str) -> User:
-        """A registered user that negotiated `caps` (CAP LS 302 first); its welcome is taken."""
-        user = self.connect()
-        self.send(user, "CAP LS 302")
-        if caps:
-            self.send(user, "CAP REQ :" + " ".join(caps))
-        self.send(user, f"NICK {nick}")
-        self.send(user, f"USER {nick} 0 * :{nick.title()} Example")
-        self.send(user, "CAP END")
-        assert user.registered, sink_of(user).lines
-        assert set(caps) <= user.caps
-        take(user)
-        return user
-
-    def say(self, user: User, target: str, text: str, at: float | None = None) -> None:
-        self.send(user, f"PRIVMSG {target} :{text}", at)
-
-    def account(self, name: str, password: str = PASSWORD) -> None:
-        salt = new_salt()
-        assert self.store.create_account(
-            casefold(name), name, salt, hash_password(password, salt), 0
-        )
-
-    def login(self, nick: str, *caps: str, account: str | None = None) -> User:
-        """A user that logs in with SASL PLAIN before registering."""
-        user = self.connect()
-        self.send(user, "CAP LS 302")
-        self.send(user, "CAP REQ :" + " ".join(("sasl", *caps)))
-        self.send(user, f"NICK {nick}")
-        self.send(user, f"USER {nick} 0 * :{nick.title()} Example")
-        self.send(user, "AUTHENTICATE PLAIN")
-        self.send(user, "AUTHENTICATE " + plain(account or nick, PASSWORD))
-        self.send(user, "CAP END")
-        got = take(user)
-        assert user.registered and user.account == (account or nick), got
-        return user
-
-
-def run(out: Outbox, now: float) -> None:
-    """What the server does with an Outbox: deliver; run deferred work and deliver its results."""
-    out.deliver()
-    while out.deferred:
-        jobs, out.deferred = out.deferred, []
-        for job, then in jobs:
-            follow = Outbox()
-            then(job(), now, follow)
-            run(follow, now)
-
-
-def take(user: User) -> list[Line]:
-    """Every line `user` got since the last take, parsed."""
-    sink = sink_of(user)
-    raw = bytes(sink.data).decode()
-    sink.data.clear()
-    return [parse(line) for line in raw.split("\r\n") if line]
-
-
-def take_raw(user: User) -> list[str]:
-    sink = sink_of(user)
-    raw = bytes(sink.data).decode()
-    sink.data.clear()
-    return [line for line in raw.split("\r\n") if line]
 
 
 def of(got: list[Line], command: str) -> list[Line]:
@@ -134,10 +54,6 @@ def fail(got: list[Line]) -> tuple[str, ...]:
     line = one(got, "FAIL")
     assert line.source == SERVER
     return line.params[:-1]
-
-
-def plain(account: str, password: str, authzid: str = "") -> str:
-    return base64.b64encode(f"{authzid}\0{account}\0{password}".encode()).decode()
 
 
 def batch_body(got: list[Line], kind: str = "chathistory", *params: str) -> list[Line]:
@@ -447,7 +363,7 @@ def test_no_history_is_read_under_the_state_lock(
     reads, out = history_sql(net, alice, "CHATHISTORY " + query.format(ten[5].msgid))
     assert reads == []
     assert take(alice) == []  # the answer waits for the read
-    run(out, net.now)
+    dispatch(out, net.now)
     kind = ("draft/chathistory-targets",) if "TARGETS" in query else ("chathistory", "#h")
     assert len(batch_body(take(alice), *kind)) == rows
 
@@ -461,7 +377,7 @@ def test_the_history_of_a_guest_who_left_is_found_outside_the_lock(
     take(alice)
     reads, out = history_sql(net, alice, "CHATHISTORY LATEST carol * 10")
     assert reads == []
-    run(out, net.now)
+    dispatch(out, net.now)
     assert texts(batch_body(take(alice), "chathistory", "carol")) == ["hello from a guest"]
 
 
@@ -475,7 +391,7 @@ def test_the_join_replay_is_read_outside_the_lock_and_only_up_to_the_join(
     # bob speaks before the replay is read: carol gets it live, and not again in the replay
     bob = next(user for user in net.state.channels["#h"].members if user.nick == "bob")
     net.say(bob, "#h", "live")
-    run(joined, net.now)
+    dispatch(joined, net.now)
     got = [line.params[-1][-4:] for line in take(carol) if line.command == "PRIVMSG"]
     assert got == ["live"] + [f"] m{i}" for i in range(10)], got
 

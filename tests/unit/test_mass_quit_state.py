@@ -2,7 +2,7 @@
 `disconnect` one by one would tell them, in one blob per member who stays, at a cost that grows
 with the channels' sizes rather than their square (issue 10, item 8).
 
-The harness is test_history_state's `HistoryNet` (a `Store` on ":memory:": accounts, history):
+The harness is helpers' `HistoryNet` (a `Store` on ":memory:": accounts, history):
 two copies of the same scene, one disconnected user by user, the other all at once.
 """
 
@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import time
 
-from tests.unit.test_history_state import HistoryNet, take_raw
-from tests.unit.test_state import ListSink, check_invariants, sink_of
+from tests.unit.helpers import HistoryNet, ListSink, check_invariants, sink_of, take_raw
 from tuichat.net.protocol import casefold
 from tuichat.state import Channel, Config, Outbox, User
 
@@ -63,7 +62,7 @@ def scene() -> tuple[HistoryNet, dict[str, User]]:
 
 
 def consistent(net: HistoryNet) -> None:
-    """test_state's invariants, but for the empty channels kept for their history."""
+    """`check_invariants`, but for the empty channels kept for their history."""
     kept = {key: chan for key, chan in net.state.channels.items() if not chan.members}
     for key in kept:
         del net.state.channels[key]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.unit.helpers import ListSink
 from tuichat.client_state import ClientState
 from tuichat.net.protocol import parse, parse_uint
 from tuichat.state import Config, Outbox, State, User, parse_iso_time
@@ -47,17 +48,6 @@ def test_a_timestamp_needs_ascii_digits() -> None:
     assert parse_iso_time("\uff12026-01-01T00:00:00.000Z") is None
 
 
-class _Sink:
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    def deliver(self, data: bytes) -> None:
-        self.data += data
-
-    def close(self, error: str | None) -> None:
-        pass
-
-
 def _lines(state: State, user: User, text: str) -> list[str]:
     out = Outbox()
     state.handle(user, parse(text), 2000.0, out)
@@ -66,7 +56,7 @@ def _lines(state: State, user: User, text: str) -> list[str]:
 
 def _alice() -> tuple[State, User]:
     state = State(Config(created=0.0), Store(":memory:"))
-    alice = User(_Sink(), "127.0.0.1", 1000.0)
+    alice = User(ListSink(), "127.0.0.1", 1000.0)
     state.connect(alice)
     for text in ("NICK alice", "USER alice 0 * :Alice", "JOIN #c"):
         state.handle(alice, parse(text), 1000.0, Outbox())
@@ -76,7 +66,7 @@ def _alice() -> tuple[State, User]:
 
 def test_cap_ls_with_a_superscript_is_plain_cap_ls() -> None:
     state = State(Config(created=0.0), None)
-    user = User(_Sink(), "127.0.0.1", 1000.0)
+    user = User(ListSink(), "127.0.0.1", 1000.0)
     state.connect(user)
     lines = _lines(state, user, "CAP LS \u00b2")
     assert lines and all(" CAP * LS :" in line for line in lines)
