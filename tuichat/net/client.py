@@ -21,9 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuichat import tls
-from tuichat.net.protocol import Line, LineBuffer, ParseError, TooLong, parse
+from tuichat.net.protocol import (
+    DEFAULT_PORT,
+    NICKLEN,
+    Line,
+    LineBuffer,
+    ParseError,
+    TooLong,
+    parse,
+)
 
-DEFAULT_PORT = 6667
 LAG_INTERVAL = 30.0  # seconds between lag probes
 LAG_TIMEOUT = 90.0  # a probe unanswered this long means the connection is dead
 LAG_TOKEN = "tuichat-lag-"
@@ -548,7 +555,9 @@ class Client:
             if command == "432":
                 self.nick = f"Guest{random.randint(1000, 9999)}"
             else:
-                self.nick = old + "_" if len(old) < 30 else old[:-1] + str(random.randint(0, 9))
+                self.nick = (
+                    old + "_" if len(old) < NICKLEN else old[:-1] + str(random.randint(0, 9))
+                )
             reason = line.params[-1] if line.params else "nickname unavailable"
             self._emit(NickFallback(old, self.nick, reason))
             self.send(Line("NICK", (self.nick,)))

@@ -19,6 +19,12 @@ MAX_BODY = 512
 MAX_TAGS = 8191
 #: The most bytes a single line may take, line ending excluded.
 MAX_LINE = MAX_BODY + MAX_TAGS
+#: The nick length the server advertises unless told otherwise (ISUPPORT NICKLEN), and the one the
+#: client keeps to before it has heard the server's.
+NICKLEN = 30
+#: The ports IRC listens on: plain and TLS.
+DEFAULT_PORT = 6667
+DEFAULT_TLS_PORT = 6697
 
 
 class ParseError(ValueError):
