@@ -24,7 +24,7 @@ from tuichat import commands, gc_tuning
 from tuichat.client_state import ERROR, INFO, SERVER, Changes, ClientState, Entry, Window
 from tuichat.messages import InboxFilled
 from tuichat.net import client as net
-from tuichat.net.protocol import Line, casefold
+from tuichat.net.protocol import Line, casefold, format_server_time
 from tuichat.text import plain, render
 from tuichat.widgets import ChatLog, InputLine, MemberList, WindowList
 from tuichat.widgets.trust_dialog import TrustDialog
@@ -374,7 +374,7 @@ class TuichatApp(App[None]):
         elif reconnect and server_time:
             # nothing said here before the drop: from the last time the server told us, less a
             # second for lines stamped the same millisecond (seen ones are dropped by msgid)
-            ref = "timestamp=" + _iso(server_time - 1.0)
+            ref = "timestamp=" + format_server_time(int((server_time - 1.0) * 1000))
         else:
             self.client.send(Line("CHATHISTORY", ("LATEST", window.name, "*", str(BACKLOG))))
             self._maybe_reconnected()
@@ -464,7 +464,7 @@ class TuichatApp(App[None]):
         if window.read_marker is not None and window.read_marker >= window.last_time:
             return
         window.read_marker = window.last_time
-        stamp = "timestamp=" + _iso(window.last_time)
+        stamp = "timestamp=" + format_server_time(int(window.last_time * 1000))
         self.client.send(Line("MARKREAD", (window.name, stamp)))
 
     # -- showing changes --------------------------------------------------------------------------
@@ -774,11 +774,6 @@ def _joined_up(names: list[str], limit: int = 400) -> list[str]:
 
 def _hhmm(moment: float) -> str:
     return time.strftime("%H:%M", time.localtime(moment))
-
-
-def _iso(moment: float) -> str:
-    ms = int(moment * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
 def _seconds(delay: float) -> str:

@@ -7,13 +7,12 @@ renders from this; nothing here knows about widgets, sockets or the clock.
 
 from __future__ import annotations
 
-import datetime
 import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuichat.net.protocol import Line, casefold, parse_uint
+from tuichat.net.protocol import Line, casefold, parse_server_time, parse_uint
 from tuichat.sorted_keys import SortedKeys
 
 SERVER = "*server*"  # the key of the server window
@@ -157,17 +156,6 @@ class Changes:
 
 
 _NUMERIC_TEXT_SKIP = {"001", "002", "003", "004", "005", "375", "376", "366", "315", "318", "369"}
-
-
-def parse_server_time(text: str) -> float | None:
-    """Seconds since the epoch from server-time's `2026-11-27T10:00:00.123Z`, or None."""
-    try:
-        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.timestamp()
 
 
 def _mention_re(nick: str) -> re.Pattern[str]:
@@ -343,7 +331,8 @@ class ClientState:
         if line.tags:
             stamp = line.tags.get("time")
             if stamp:
-                self._time = parse_server_time(stamp) or now
+                ms = parse_server_time(stamp)
+                self._time = ms / 1000 if ms else now
                 self.server_time = max(self.server_time, self._time)
             label = line.tags.get("label")
             batch = line.tags.get("batch")
@@ -465,9 +454,9 @@ class ClientState:
         if len(line.params) < 2 or not line.params[1].startswith("timestamp="):
             return
         window = self.window(line.params[0])
-        stamp = parse_server_time(line.params[1].partition("=")[2])
-        if window is not None and stamp is not None:
-            window.read_marker = max(stamp, window.read_marker or 0.0)
+        ms = parse_server_time(line.params[1].partition("=")[2])
+        if window is not None and ms is not None:
+            window.read_marker = max(ms / 1000, window.read_marker or 0.0)
 
     def _on_fail(self, line: Line, now: float, changes: Changes, kind: str = ERROR) -> None:
         text = line.params[-1] if line.params else "failed"
