@@ -18,12 +18,11 @@ from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
 from tuichat import __version__, files
+from tuichat.net.protocol import DEFAULT_PORT, DEFAULT_TLS_PORT, NICKLEN
 
 if TYPE_CHECKING:
     from tuichat.server import Server
 
-DEFAULT_PORT = 6667
-DEFAULT_TLS_PORT = 6697
 MIB = 1024 * 1024
 # after SIGTERM/SIGINT, a server still running this long is ended at once (README: within 2 s)
 EXIT_DEADLINE = 1.8
@@ -37,7 +36,7 @@ LIMITS: list[tuple[str, float, str]] = [
     ("--flood-queue", 100, "lines waiting before a flooding client is cut off (Excess Flood)"),
     ("--max-channels", 50, "channels one user may be in"),
     ("--max-targets", 4, "targets of one PRIVMSG or NOTICE"),
-    ("--nicklen", 30, "nick length"),
+    ("--nicklen", NICKLEN, "nick length"),
     ("--channellen", 64, "channel name length"),
     ("--topiclen", 390, "topic length in bytes"),
     ("--awaylen", 200, "away message length in bytes"),
@@ -158,10 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--port",
         type=_port,
         default=None,
-        help="plain port (default: 6667; with TLS on, none unless given; 0 picks one)",
+        help=f"plain port (default: {DEFAULT_PORT}; with TLS on, none unless given; 0 picks one)",
     )
     serve.add_argument(
-        "--tls", action="store_true", help="listen with TLS (on --tls-port, default 6697)"
+        "--tls",
+        action="store_true",
+        help=f"listen with TLS (on --tls-port, default {DEFAULT_TLS_PORT})",
     )
     serve.add_argument(
         "--tls-port", type=_port, default=None, metavar="N", help="TLS port (implies --tls)"
@@ -313,7 +314,9 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--realname", metavar="TEXT", help="your real name, shown in WHOIS")
     parser.add_argument("--config", type=Path, metavar="FILE", help="config file to read")
-    parser.add_argument("--tls", action="store_true", help="connect with TLS (default port 6697)")
+    parser.add_argument(
+        "--tls", action="store_true", help=f"connect with TLS (default port {DEFAULT_TLS_PORT})"
+    )
     parser.add_argument(
         "--fingerprint",
         metavar="SHA256",
@@ -420,7 +423,7 @@ def serve(args: argparse.Namespace) -> int:
             registration_timeout=args.registration_timeout,
             chanlimit=int(args.max_channels) or 1_000_000,
             maxtargets=int(args.max_targets) or 1000,
-            nicklen=int(args.nicklen) or 30,
+            nicklen=int(args.nicklen) or NICKLEN,
             channellen=int(args.channellen) or 64,
             topiclen=int(args.topiclen) or 390,
             awaylen=int(args.awaylen) or 200,

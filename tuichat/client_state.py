@@ -7,13 +7,13 @@ renders from this; nothing here knows about widgets, sockets or the clock.
 
 from __future__ import annotations
 
-import datetime
 import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuichat.net.protocol import Line, casefold, parse_uint
+from tuichat.net import protocol as p
+from tuichat.net.protocol import Line, casefold, parse_server_time, parse_uint
 from tuichat.sorted_keys import SortedKeys
 
 SERVER = "*server*"  # the key of the server window
@@ -156,18 +156,28 @@ class Changes:
         self.bell |= other.bell
 
 
-_NUMERIC_TEXT_SKIP = {"001", "002", "003", "004", "005", "375", "376", "366", "315", "318", "369"}
-
-
-def parse_server_time(text: str) -> float | None:
-    """Seconds since the epoch from server-time's `2026-11-27T10:00:00.123Z`, or None."""
-    try:
-        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.timestamp()
+_NUMERIC_TEXT_SKIP = {
+    p.RPL_WELCOME,
+    p.RPL_YOURHOST,
+    p.RPL_CREATED,
+    p.RPL_MYINFO,
+    p.RPL_ISUPPORT,
+    p.RPL_MOTDSTART,
+    p.RPL_ENDOFMOTD,
+    p.RPL_ENDOFNAMES,
+    p.RPL_ENDOFWHO,
+    p.RPL_ENDOFWHOIS,
+    p.RPL_ENDOFWHOWAS,
+}
+# replies to what the user just did: shown where they did it
+_IN_CURRENT_WINDOW = {
+    p.RPL_CHANNELMODEIS,
+    p.RPL_CREATIONTIME,
+    p.RPL_INVITING,
+    p.RPL_BANLIST,
+    p.RPL_ENDOFBANLIST,
+    p.RPL_NOTOPIC,
+}
 
 
 def _mention_re(nick: str) -> re.Pattern[str]:
@@ -343,7 +353,8 @@ class ClientState:
         if line.tags:
             stamp = line.tags.get("time")
             if stamp:
-                self._time = parse_server_time(stamp) or now
+                ms = parse_server_time(stamp)
+                self._time = ms / 1000 if ms else now
                 self.server_time = max(self.server_time, self._time)
             label = line.tags.get("label")
             batch = line.tags.get("batch")
@@ -465,9 +476,9 @@ class ClientState:
         if len(line.params) < 2 or not line.params[1].startswith("timestamp="):
             return
         window = self.window(line.params[0])
-        stamp = parse_server_time(line.params[1].partition("=")[2])
-        if window is not None and stamp is not None:
-            window.read_marker = max(stamp, window.read_marker or 0.0)
+        ms = parse_server_time(line.params[1].partition("=")[2])
+        if window is not None and ms is not None:
+            window.read_marker = max(ms / 1000, window.read_marker or 0.0)
 
     def _on_fail(self, line: Line, now: float, changes: Changes, kind: str = ERROR) -> None:
         text = line.params[-1] if line.params else "failed"
@@ -720,13 +731,13 @@ class ClientState:
     def _on_numeric(self, line: Line, now: float, changes: Changes) -> None:
         code = line.command
         params = line.params[1:]  # drop our own nick
-        if code == "001" and line.params and not self._me(line.params[0]):
+        if code == p.RPL_WELCOME and line.params and not self._me(line.params[0]):
             self.set_nick(line.params[0])
             changes.nick = True
-        if code == "005":
+        if code == p.RPL_ISUPPORT:
             self._isupport(params[:-1])
             return
-        if code == "353" and len(params) >= 3:
+        if code == p.RPL_NAMREPLY and len(params) >= 3:
             key = casefold(params[1])
             window = self.windows.get(key)
             if window is not None and window.joined:
@@ -740,7 +751,7 @@ class ClientState:
                 target = window or self.windows.get(self.current, self.windows[SERVER])
                 self.add(changes, target, Entry(now, INFO, f"users in {params[1]}: {params[2]}"))
             return
-        if code == "366":
+        if code == p.RPL_ENDOFNAMES:
             if params:
                 key = casefold(params[0])
                 self.names_requested.discard(key)
@@ -756,8 +767,12 @@ class ClientState:
                         window.members.update(names)
                     changes.members.add(window.key)
             return
-        if code in ("352", "315") and params and casefold(params[0]) in self.quiet_who:
-            if code == "315":
+        if (
+            code in (p.RPL_WHOREPLY, p.RPL_ENDOFWHO)
+            and params
+            and casefold(params[0]) in self.quiet_who
+        ):
+            if code == p.RPL_ENDOFWHO:
                 self.quiet_who.discard(casefold(params[0]))
             elif len(params) >= 6:  # a WHO reply we asked for on join: learn who is away
                 # channel user host server nick flags :hops realname
@@ -768,27 +783,31 @@ class ClientState:
                         found.away = away
                         changes.members.add(window.key)
             return
-        if code == "332" and len(params) >= 2:
+        if code == p.RPL_TOPIC and len(params) >= 2:
             window = self.open(params[0], changes)
             window.topic = params[1]
             changes.topics.add(window.key)
             self.add(changes, window, Entry(now, EVENT, f"topic: {params[1]}"))
             return
-        if code == "333" and len(params) >= 2:
+        if code == p.RPL_TOPICWHOTIME and len(params) >= 2:
             return
-        if code == "301" and len(params) >= 2:
+        if code == p.RPL_AWAY and len(params) >= 2:
             window = self.window(params[0])
             if window is not None and window.kind == "query":
                 self.add(changes, window, Entry(now, INFO, f"{params[0]} is away: {params[1]}"))
                 return
-        if code in _NUMERIC_TEXT_SKIP and code not in ("001", "375", "376"):
+        if code in _NUMERIC_TEXT_SKIP and code not in (
+            p.RPL_WELCOME,
+            p.RPL_MOTDSTART,
+            p.RPL_ENDOFMOTD,
+        ):
             return
-        if code in ("265", "266", "422") and params:
+        if code in (p.RPL_LOCALUSERS, p.RPL_GLOBALUSERS, p.ERR_NOMOTD) and params:
             params = params[-1:]
-        text = " ".join(p for p in params if p)
-        kind = ERROR if code.startswith(("4", "5")) and code != "422" else INFO
+        text = " ".join(param for param in params if param)
+        kind = ERROR if code.startswith(("4", "5")) and code != p.ERR_NOMOTD else INFO
         window = self.windows[SERVER]
-        if kind == ERROR or code in ("324", "329", "341", "367", "368", "331"):
+        if kind == ERROR or code in _IN_CURRENT_WINDOW:
             window = self.windows.get(self.current, window)
         elif params and self.is_channel(params[0]):
             window = self.window(params[0]) or window

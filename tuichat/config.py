@@ -18,11 +18,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tuichat.net.protocol import is_valid_nick
+from tuichat.net.protocol import DEFAULT_PORT, NICKLEN, is_valid_nick
 
 DEFAULT_HOST = "localhost"
-DEFAULT_PORT = 6667
-NICKLEN = 30
 
 
 class ConfigError(Exception):

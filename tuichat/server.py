@@ -29,13 +29,12 @@ from dataclasses import dataclass, field
 
 from tuichat import gc_tuning, tls
 from tuichat.limits import address_key as _address_key
-from tuichat.net.protocol import Line, LineBuffer, ParseError, TooLong, parse
+from tuichat.net.protocol import DEFAULT_PORT, Line, LineBuffer, ParseError, TooLong, parse
 from tuichat.state import Config, Outbox, State, User
 from tuichat.store import Store
 
 log = logging.getLogger("tuichat.server")
 
-DEFAULT_PORT = 6667
 DEFAULT_SENDQ = 1024 * 1024
 # output held for all clients together; past it the largest queues are cut off until they hold
 # TRIM_TO of it (1,000 clients that stop reading would otherwise hold 1 MiB each)

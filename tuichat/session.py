@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from tuichat.client_state import SERVER, Changes, ClientState, Entry, Window
-from tuichat.net.protocol import Line, casefold
+from tuichat.net.protocol import Line, casefold, format_server_time
 
 HISTORY_PAGE = 100  # messages per CHATHISTORY request after a reconnect
 BACKLOG = 50  # messages of backlog fetched on joining a channel
@@ -201,7 +201,7 @@ class Session:
         elif reconnect and server_time:
             # nothing said here before the drop: from the last time the server told us, less a
             # second for lines stamped the same millisecond (seen ones are dropped by msgid)
-            ref = "timestamp=" + iso(server_time - 1.0)
+            ref = "timestamp=" + format_server_time(int((server_time - 1.0) * 1000))
         else:
             actions.send.append(Line("CHATHISTORY", ("LATEST", window.name, "*", str(BACKLOG))))
             self._maybe_reconnected()
@@ -282,7 +282,8 @@ class Session:
         if window.read_marker is not None and window.read_marker >= window.last_time:
             return []
         window.read_marker = window.last_time
-        return [Line("MARKREAD", (window.name, "timestamp=" + iso(window.last_time)))]
+        stamp = "timestamp=" + format_server_time(int(window.last_time * 1000))
+        return [Line("MARKREAD", (window.name, stamp))]
 
 
 def joined_up(names: list[str], limit: int = 400) -> list[str]:
@@ -298,8 +299,3 @@ def joined_up(names: list[str], limit: int = 400) -> list[str]:
 
 def hhmm(moment: float) -> str:
     return time.strftime("%H:%M", time.localtime(moment))
-
-
-def iso(moment: float) -> str:
-    ms = int(moment * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"

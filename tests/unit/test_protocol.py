@@ -21,11 +21,13 @@ from tuichat.net.protocol import (
     TooLong,
     casefold,
     escape_tag_value,
+    format_server_time,
     is_valid_channel,
     is_valid_nick,
     mask_matches,
     normalize_mask,
     parse,
+    parse_server_time,
     split_text,
     unescape_tag_value,
 )
@@ -771,3 +773,84 @@ def test_mask_matching_is_not_exponential() -> None:
     # a regex would backtrack for hours on this; the glob match answers at once
     assert not mask_matches("*a" * 30 + "*z", "a" * 300)
     assert mask_matches("*a" * 30 + "*z", "a" * 300 + "z")
+
+
+# Server-time --------------------------------------------------------------------------------------
+
+T0 = 1767225600000  # 2026-01-01T00:00:00.000Z
+
+
+# years 1000 to 9999: strftime writes a year before 1000 with fewer than four digits
+@given(st.integers(min_value=-30610224000000, max_value=253402300799999))
+def test_server_time_round_trip(ms: int) -> None:
+    text = format_server_time(ms)
+    assert len(text) == 24 and text.endswith("Z")
+    assert parse_server_time(text) == ms
+
+
+def test_server_time_format() -> None:
+    assert format_server_time(1_700_000_000_123) == "2023-11-14T22:13:20.123Z"
+    assert format_server_time(T0) == "2026-01-01T00:00:00.000Z"
+    assert format_server_time(-1) == "1969-12-31T23:59:59.999Z"
+    # the cached second is not reused for another one
+    assert format_server_time(T0 + 1000) == "2026-01-01T00:00:01.000Z"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-01-01T00:00:00.250Z", T0 + 250),
+        ("2026-01-01T00:00:00Z", T0),
+        ("2026-01-01T00:00:00", T0),
+        ("2026-01-01t00:00:00.250z", T0 + 250),
+        ("2026-01-01T00:00:00.2Z", T0 + 200),
+        ("2026-01-01T00:00:00.25", T0 + 250),
+        ("2026-01-01T00:00:00.123456Z", T0 + 123),
+        ("2026-01-01T00:00:00,250Z", T0 + 250),
+        ("2026-01-01T00:00:00.Z", T0),
+        ("2026-01-01T00:00:00.", T0),
+        # milliseconds that are not ASCII digits are dropped, the second is kept
+        ("2026-01-01T00:00:00.\u00b2Z", T0),
+        ("2026-01-01T00:00:00.\u0663Z", T0),
+        ("2026-01-01T00:00:00.-12Z", T0),
+        ("2026-01-01T00:00:00.1_2Z", T0),
+        ("2026-01-01T00:00:00junk", T0),
+        # an offset from UTC is applied
+        ("2026-01-01T00:00:00+02:00", T0 - 7_200_000),
+        ("2026-01-01T00:00:00.250-0130", T0 + 5_400_250),
+        ("2026-01-01T00:00:00+02", T0 - 7_200_000),
+        ("2026-01-01T00:00:00+25:00", T0),  # no such offset: trailing text
+        ("2026-01-01T00:00:60Z", T0 + 60_000),  # a leap second
+        ("2024-02-29T00:00:00Z", 1709164800000),
+        ("1970-01-01T00:00:00.000Z", 0),
+        ("0001-01-01T00:00:00Z", -62135596800000),
+        ("9999-12-31T23:59:59.999Z", 253402300799999),
+        # refused
+        ("", None),
+        ("Z", None),
+        ("yesterday", None),
+        ("\uff12026-01-01T00:00:00.000Z", None),
+        ("2026-01-01T00:00:0\u0663Z", None),
+        (" 2026-01-01T00:00:00Z", None),
+        ("2026-1-1T0:0:0Z", None),
+        ("2026-02-29T00:00:00Z", None),
+        ("2026-13-01T00:00:00Z", None),
+        ("2026-00-01T00:00:00Z", None),
+        ("0000-01-01T00:00:00Z", None),
+        ("2026-01-01T24:00:00Z", None),
+        ("2026-01-01T00:60:00Z", None),
+        ("2026-01-01T00:00:62Z", None),
+        ("2026-01-01 junk", None),
+        ("2026-01-01T10:30.5", None),
+        ("2026-W01-1T00:00:00Z", None),
+        # server-time is a full date and time: shortened forms and a space are refused
+        ("2026-01-01 00:00:00Z", None),
+        ("2026-01-01", None),
+        ("2026-01-01Z", None),
+        ("2026-01-01T10", None),
+        ("2026-01-01T10:30", None),
+        ("2026-01-01T10:30+01:00", None),
+    ],
+)
+def test_parse_server_time(text: str, expected: int | None) -> None:
+    assert parse_server_time(text) == expected

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuichat import tls
+from tuichat.net import protocol as p
 from tuichat.net.protocol import Line, LineBuffer, ParseError, TooLong, parse
 
-DEFAULT_PORT = 6667
 LAG_INTERVAL = 30.0  # seconds between lag probes
 LAG_TIMEOUT = 90.0  # a probe unanswered this long means the connection is dead
 LAG_TOKEN = "tuichat-lag-"
@@ -44,13 +44,31 @@ WANTED_CAPS = (
     "setname",
     "draft/read-marker",
 )
-SASL_NUMERICS = frozenset({"900", "903", "904", "905", "906", "907", "908"})
+SASL_NUMERICS = frozenset(
+    {
+        p.RPL_LOGGEDIN,
+        p.RPL_SASLSUCCESS,
+        p.ERR_SASLFAIL,
+        p.ERR_SASLTOOLONG,
+        p.ERR_SASLABORTED,
+        p.ERR_SASLALREADY,
+        p.RPL_SASLMECHS,
+    }
+)
+# the replies that end a SASL exchange, whichever way it went
+SASL_DONE = frozenset(
+    {p.RPL_SASLSUCCESS, p.ERR_SASLFAIL, p.ERR_SASLTOOLONG, p.ERR_SASLABORTED, p.ERR_SASLALREADY}
+)
+# the nick refused at registration: another is tried
+NICK_REFUSED = frozenset(
+    {p.ERR_ERRONEUSNICKNAME, p.ERR_NICKNAMEINUSE, p.ERR_NICKCOLLISION, p.ERR_UNAVAILRESOURCE}
+)
 
 
 @dataclass
 class ClientConfig:
     host: str
-    port: int = DEFAULT_PORT
+    port: int = p.DEFAULT_PORT
     nick: str = "guest"
     username: str = "tuichat"
     realname: str = "tuichat user"
@@ -515,8 +533,8 @@ class Client:
                 if len(encoded) % 400 == 0:
                     self.send(Line("AUTHENTICATE", ("+",)))
             return
-        # 900 logged in, 903 success, 904-908 failures: registration goes on either way
-        if line.command in ("903", "904", "905", "906", "907"):
+        # registration goes on either way
+        if line.command in SASL_DONE:
             self._end_cap()
 
     def _handle(self, line: Line) -> bool:
@@ -536,23 +554,25 @@ class Client:
         if command == "AUTHENTICATE" or (command in SASL_NUMERICS and not self._registered):
             self._sasl(line)
             return command != "AUTHENTICATE"
-        if command == "001":
+        if command == p.RPL_WELCOME:
             self._registered = True
             self._cap_done = True
             self._next_probe = 0.0  # measure lag right away
             if line.params:
                 self.nick = line.params[0]
             self._emit(Registered(self.nick, self.caps))
-        elif not self._registered and command in ("432", "433", "436", "437"):
+        elif not self._registered and command in NICK_REFUSED:
             old = self.nick
-            if command == "432":
+            if command == p.ERR_ERRONEUSNICKNAME:
                 self.nick = f"Guest{random.randint(1000, 9999)}"
             else:
-                self.nick = old + "_" if len(old) < 30 else old[:-1] + str(random.randint(0, 9))
+                self.nick = (
+                    old + "_" if len(old) < p.NICKLEN else old[:-1] + str(random.randint(0, 9))
+                )
             reason = line.params[-1] if line.params else "nickname unavailable"
             self._emit(NickFallback(old, self.nick, reason))
             self.send(Line("NICK", (self.nick,)))
-        elif command == "464" and not self._registered:
+        elif command == p.ERR_PASSWDMISMATCH and not self._registered:
             self._give_up = "wrong server password (464); check --password"
         elif command == "NICK" and line.nick == self.nick and line.params:
             self.nick = line.params[0]

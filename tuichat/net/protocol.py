@@ -2,13 +2,16 @@
 
 `parse` turns one line (without its line ending) into a `Line`; `Line.format` turns it back.
 `LineBuffer` cuts a byte stream into lines, keeps the partial one across reads and bounds its size.
+Then the facts both sides share: limits, default ports, casemapping, masks, server-time, numerics.
 Nothing here does I/O or keeps a clock.
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 import re
+import time
 import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +22,12 @@ MAX_BODY = 512
 MAX_TAGS = 8191
 #: The most bytes a single line may take, line ending excluded.
 MAX_LINE = MAX_BODY + MAX_TAGS
+#: The nick length the server advertises unless told otherwise (ISUPPORT NICKLEN), and the one the
+#: client keeps to before it has heard the server's.
+NICKLEN = 30
+#: The ports IRC listens on: plain and TLS.
+DEFAULT_PORT = 6667
+DEFAULT_TLS_PORT = 6697
 
 
 class ParseError(ValueError):
@@ -227,6 +236,62 @@ def parse_uint(text: str, maximum: int | None = None) -> int | None:
         return None
     value = int(text)
     return value if maximum is None else min(value, maximum)
+
+
+# Server-time --------------------------------------------------------------------------------------
+
+_formatted_second: list[tuple[int, str]] = [(-1, "")]
+
+
+def format_server_time(ms: int) -> str:
+    """Milliseconds since the epoch in server-time's format: 2026-11-27T10:00:00.000Z."""
+    second = ms // 1000
+    cached, text = _formatted_second[0]
+    if cached != second:  # formatting the date is most of the cost: once a second
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _formatted_second[0] = (second, text)
+    return f"{text}.{ms % 1000:03d}Z"
+
+
+_SERVER_TIME_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})"
+)
+_UTC_OFFSET_RE = re.compile(r"([+-])([0-9]{2})(?::?([0-9]{2}))?\Z")
+_EPOCH_DAY = datetime.date(1970, 1, 1).toordinal()
+
+
+def parse_server_time(text: str) -> int | None:
+    """Milliseconds since the epoch from server-time's format, or None.
+
+    Strict where the meaning is: `YYYY-MM-DDThh:mm:ss` in ASCII digits (`int()` would take a
+    fullwidth one), a real day and time of day (a leap second counts into the next minute), so a
+    CHATHISTORY timestamp in another shape is refused. Lenient in what follows the seconds, as
+    peers write it: a fraction of any length (its first three characters are the milliseconds when
+    they are digits), `Z` or nothing, and trailing text, ignored. An offset from UTC at the end is
+    applied."""
+    match = _SERVER_TIME_RE.match(text)
+    if match is None:
+        return None
+    year, month, day = int(match[1]), int(match[2]), int(match[3])
+    hour, minute, second = int(match[4]), int(match[5]), int(match[6])
+    if hour > 23 or minute > 59 or second > 61:
+        return None
+    try:
+        days = datetime.date(year, month, day).toordinal() - _EPOCH_DAY
+    except ValueError:  # no such day, or year 0
+        return None
+    ms = (((days * 24 + hour) * 60 + minute) * 60 + second) * 1000
+    rest = text[match.end() :]
+    offset = _UTC_OFFSET_RE.search(rest)
+    if offset is not None and int(offset[2]) < 24 and int(offset[3] or 0) < 60:
+        shift = (int(offset[2]) * 60 + int(offset[3] or 0)) * 60_000
+        ms += -shift if offset[1] == "+" else shift
+        rest = rest[: offset.start()]
+    if len(rest) > 1 and rest[0] in ".,":
+        digits = parse_uint(rest[1:].rstrip("Z")[:3].ljust(3, "0"))
+        if digits is not None:
+            ms += digits
+    return ms
 
 
 # Casemapping --------------------------------------------------------------------------------------
@@ -495,6 +560,8 @@ ERR_NOMOTD = "422"
 ERR_NONICKNAMEGIVEN = "431"
 ERR_ERRONEUSNICKNAME = "432"
 ERR_NICKNAMEINUSE = "433"
+ERR_NICKCOLLISION = "436"
+ERR_UNAVAILRESOURCE = "437"
 ERR_BANONCHAN = "435"  # a nick change refused while banned on a channel
 ERR_USERNOTINCHANNEL = "441"
 ERR_NOTONCHANNEL = "442"
