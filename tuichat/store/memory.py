@@ -1,11 +1,11 @@
 """The storage Protocols in plain dicts and lists, no SQLite: `MemoryStore`, for a server that
 keeps nothing across restarts (`--no-history`-style) and for unit tests.
 
-It behaves as a `Store` on a file does, as far as the server can tell: added messages wait for
-`commit`, reads see what was committed (a `Store` on ":memory:" commits before it reads; the
-server always commits before it runs a read, so nothing it does tells the two apart), the calls
-that commit first in `Store` do here too, and lists come out in the order SQLite gives them.
-One lock guards it all: the server reads history from other threads, outside its state lock.
+It behaves as a `Store` on ":memory:" does, which the unit tests use today: added messages wait
+for `commit`, but a read commits them first (so a test reads what it just wrote; a `Store` on a
+file reads only what the server committed, and the server commits before it runs any read); the
+other calls that commit first in `Store` do here too, and lists come out in the order SQLite gives
+them. One lock guards it all: the server reads history from other threads, outside its state lock.
 """
 
 from __future__ import annotations
@@ -130,6 +130,7 @@ class MemoryStore:
     # -- reading history --------------------------------------------------------------------------
 
     def find(self, msgid: str) -> tuple[Message, int] | None:
+        self.commit()
         with self._lock:
             found = self._by_msgid.get(msgid)
             if found is None:
@@ -139,6 +140,7 @@ class MemoryStore:
             return self._messages[key][i], at[1]
 
     def locate(self, msgid: str) -> tuple[str, Position] | None:
+        self.commit()
         with self._lock:
             return self._by_msgid.get(msgid)
 
@@ -154,6 +156,7 @@ class MemoryStore:
     ) -> list[Message]:
         if limit <= 0:
             return []
+        self.commit()
         with self._lock:
             positions = self._positions.get(key)
             if positions is None:
@@ -176,6 +179,7 @@ class MemoryStore:
         low, high = min(start, end), max(start, end)
         if limit <= 0:
             return []
+        self.commit()
         rows: list[tuple[str, int]] = []
         with self._lock:
             for channel in dict.fromkeys(channels):
@@ -211,9 +215,9 @@ class MemoryStore:
     def guest_conversation(
         self, party: str, nick: str, hops: int = 256, *, reading: bool = False
     ) -> str | None:
-        """The walk `Store.guest_conversation` makes, over the sorted keys."""
-        if not reading:
-            self.commit()
+        """The walk `Store.guest_conversation` makes, over the sorted keys (`reading` or not, it
+        reads what was added, as a `Store` on ":memory:" does)."""
+        self.commit()
         best: tuple[int, str] | None = None
         with self._lock:
 
