@@ -103,7 +103,7 @@ READERS = 4  # read-only connections for history queries: at most this many run 
 
 class Database:
     """One SQLite file: its writer connection, its readers, and the messages waiting for
-    `commit`. The tables' own methods are `Store`'s other bases."""
+    `commit`. `HistoryTables` and `AccountTables` build on it; `Store` is both."""
 
     def __init__(self, path: str | Path = ":memory:") -> None:
         self.path = str(path)
