@@ -1,0 +1,235 @@
+"""Modes: MODE on a user and on a channel (flags, key, limit, bans, quiets, member status)."""
+
+from __future__ import annotations
+
+from tuichat.net import protocol as p
+from tuichat.net.protocol import Line, casefold
+from tuichat.state.core import Core
+from tuichat.state.model import User
+from tuichat.state.outbox import Outbox
+
+CHANNEL_MODES = "imnst"  # flags without a parameter
+
+
+CHANNEL_MODES_ALL = "biklmnoqstv"
+
+
+USER_MODES = "io"
+
+
+MAX_LIMIT = 2**31 - 1  # the largest +l (InspIRCd's bound too); more is taken as this
+
+
+def _mode_param_ok(param: str, mode: str) -> bool:
+    """Whether a ban or quiet mask or a key (`mode`) can be kept: sendable as a middle parameter,
+    and for a key, a JOIN's key list can hold it."""
+    if not param or " " in param or param[0] == ":":
+        return False
+    return mode != "k" or "," not in param
+
+
+def _compress(changes: list[str]) -> str:
+    """["+o", "+v", "-b"] -> "+ov-b"."""
+    text = ""
+    sign = ""
+    for change in changes:
+        if change[0] != sign:
+            sign = change[0]
+            text += sign
+        text += change[1]
+    return text
+
+
+class Modes(Core):
+    """MODE."""
+
+    def _mode(self, user: User, line: Line, now: float, out: Outbox) -> None:
+        target = line.params[0]
+        if target.startswith("#"):
+            self._channel_mode(user, line, now, out)
+            return
+        other = self.find_user(target)
+        if other is None:
+            self._reply(out, user, p.ERR_NOSUCHNICK, target, "No such nick/channel")
+            return
+        if other is not user:
+            self._reply(out, user, p.ERR_USERSDONTMATCH, "Can't change mode for other users")
+            return
+        if len(line.params) == 1:
+            self._reply(out, user, p.RPL_UMODEIS, "+" + "".join(sorted(user.modes)))
+            return
+        sign = "+"
+        changes: list[str] = []
+        unknown = False
+        for ch in line.params[1]:
+            if ch in "+-":
+                sign = ch
+            elif ch == "i" or (ch == "o" and sign == "-"):
+                if (ch in user.modes) != (sign == "+"):
+                    user.modes.symmetric_difference_update(ch)
+                    changes.append(sign + ch)
+            elif ch != "o":
+                unknown = True
+        if unknown:
+            self._reply(out, user, p.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
+        if changes:
+            out.send(
+                user,
+                Line("MODE", (user.nick, _compress(changes)), source=user.prefix).encode(
+                    trailing=True
+                ),
+            )
+
+    def _channel_mode(self, user: User, line: Line, now: float, out: Outbox) -> None:
+        name = line.params[0]
+        chan = self.channels.get(casefold(name))
+        if chan is None:
+            self._reply(out, user, p.ERR_NOSUCHCHANNEL, name, "No such channel")
+            return
+        modes = chan.members.get(user)
+        if len(line.params) == 1:
+            self._reply(
+                out, user, p.RPL_CHANNELMODEIS, chan.name, *chan.mode_string(modes is not None)
+            )
+            self._reply(out, user, p.RPL_CREATIONTIME, chan.name, str(int(chan.created)))
+            return
+        is_op = modes is not None and "o" in modes
+        args = list(line.params[2:])
+        sign = "+"
+        changes: list[str] = []
+        change_args: list[str] = []
+        refused = False
+        listed = ""
+        with_param = 0
+
+        def allowed() -> bool:
+            nonlocal refused
+            if not is_op and not refused:
+                refused = True
+                self._reply(
+                    out, user, p.ERR_CHANOPRIVSNEEDED, chan.name, "You're not channel operator"
+                )
+            return is_op
+
+        for ch in line.params[1]:
+            if ch in "+-":
+                sign = ch
+                continue
+            if ch in "bqkovl" and not (ch == "l" and sign == "-"):
+                if ch in "bq" and not args:
+                    if ch not in listed:
+                        listed += ch
+                        entries, item, end, what = (
+                            (chan.bans, p.RPL_BANLIST, p.RPL_ENDOFBANLIST, "ban")
+                            if ch == "b"
+                            else (chan.quiets, p.RPL_QUIETLIST, p.RPL_ENDOFQUIETLIST, "quiet")
+                        )
+                        extra = ("q",) if ch == "q" else ()
+                        for mask, setter, when in entries:
+                            self._reply(out, user, item, chan.name, *extra, mask, setter, str(when))
+                        self._reply(
+                            out, user, end, chan.name, *extra, f"End of channel {what} list"
+                        )
+                    continue
+                if not args:
+                    if ch != "k" or sign == "+":
+                        self._reply(
+                            out, user, p.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters"
+                        )
+                    elif allowed() and chan.key is not None:
+                        chan.key = None
+                        changes.append("-k")
+                        change_args.append("*")
+                    continue
+                arg = args.pop(0)
+                with_param += 1
+                if with_param > self.config.modes or not allowed():
+                    continue
+                if ch in "bkq" and not _mode_param_ok(arg, ch):
+                    # it could not be shown as a middle parameter of MODE, 324 or 367 (`:x`), and
+                    # no JOIN could give such a key: refused, as modern.ircdocs.horse advises
+                    self._reply(
+                        out,
+                        user,
+                        p.ERR_INVALIDMODEPARAM,
+                        chan.name,
+                        ch,
+                        "*",
+                        "Invalid mode parameter: empty, or a space, a comma or a leading colon",
+                    )
+                    continue
+                if ch in "bq":
+                    entries = chan.bans if ch == "b" else chan.quiets
+                    mask = p.normalize_mask(arg)
+                    present = [ban for ban in entries if casefold(ban[0]) == casefold(mask)]
+                    if sign == "+" and not present and len(entries) >= self.config.maxbans:
+                        self._reply(
+                            out,
+                            user,
+                            p.ERR_BANLISTFULL,
+                            chan.name,
+                            mask,
+                            "Channel ban list is full",
+                        )
+                        continue
+                    if sign == "+" and not present:
+                        entries.append((mask, user.prefix, int(now)))
+                    elif sign == "-" and present:
+                        entries.remove(present[0])
+                        mask = present[0][0]
+                    else:
+                        continue
+                    changes.append(sign + ch)
+                    change_args.append(mask)
+                elif ch in "ov":
+                    target = self.find_user(arg)
+                    if target is None:
+                        self._reply(out, user, p.ERR_NOSUCHNICK, arg, "No such nick/channel")
+                        continue
+                    target_modes = chan.members.get(target)
+                    if target_modes is None:
+                        self._reply(
+                            out,
+                            user,
+                            p.ERR_USERNOTINCHANNEL,
+                            target.nick,
+                            chan.name,
+                            "They aren't on that channel",
+                        )
+                        continue
+                    if (ch in target_modes) != (sign == "+"):
+                        target_modes.symmetric_difference_update(ch)
+                        changes.append(sign + ch)
+                        change_args.append(target.nick)
+                elif ch == "k":
+                    if sign == "+":
+                        chan.key = arg
+                        changes.append("+k")
+                        change_args.append(arg)
+                    elif chan.key is not None:
+                        chan.key = None
+                        changes.append("-k")
+                        change_args.append("*")
+                elif ch == "l":
+                    limit = p.parse_uint(arg, MAX_LIMIT)
+                    if limit is None:
+                        continue
+                    if limit > 0 and limit != chan.limit:
+                        chan.limit = limit
+                        changes.append("+l")
+                        change_args.append(str(limit))
+            elif ch == "l":
+                if allowed() and chan.limit is not None:
+                    chan.limit = None
+                    changes.append("-l")
+            elif ch in CHANNEL_MODES:
+                if allowed() and (ch in chan.modes) != (sign == "+"):
+                    chan.modes.symmetric_difference_update(ch)
+                    changes.append(sign + ch)
+            else:
+                self._reply(out, user, p.ERR_UNKNOWNMODE, ch, "is unknown mode char to me")
+        if changes:
+            params = (chan.name, _compress(changes), *change_args)
+            out.broadcast(chan.users, Line("MODE", params, source=user.prefix).encode())
+            if any(change[1] not in "ov" for change in changes):  # member status is not kept
+                self._persist(chan, now)
