@@ -23,7 +23,6 @@ from tuichat.state.outbox import BIG_REPLY, BIG_REPLY_MOST, Outbox, Variants
 from tuichat.state.queries import Queries
 from tuichat.state.registration import Registration
 from tuichat.state.wire import iso_time, parse_iso_time
-from tuichat.store import Store
 
 __all__ = [
     "BIG_REPLY",
@@ -43,46 +42,3 @@ __all__ = [
 
 class State(Registration, Channels, Messages, Modes, Queries, Operators, Accounts, History, Core):
     """All users and channels of one server."""
-
-    def __init__(self, config: Config | None = None, store: Store | None = None) -> None:
-        super().__init__(config, store)
-        self._handlers = {
-            "CAP": self._cap,
-            "PASS": self._pass,
-            "NICK": self._nick,
-            "USER": self._user,
-            "PING": self._ping,
-            "PONG": self._pong,
-            "QUIT": self._quit,
-            "JOIN": self._join,
-            "PART": self._part,
-            "PRIVMSG": self._privmsg,
-            "NOTICE": self._privmsg,
-            "NAMES": self._names,
-            "TOPIC": self._topic,
-            "LIST": self._list,
-            "WHO": self._who,
-            "WHOIS": self._whois,
-            "WHOWAS": self._whowas,
-            "AWAY": self._away,
-            "INVITE": self._invite,
-            "KICK": self._kick,
-            "MODE": self._mode,
-            "OPER": self._oper,
-            "KILL": self._kill,
-            "MOTD": self._motd,
-            "LUSERS": self._lusers,
-            "VERSION": self._version,
-            "TIME": self._time,
-            "ISON": self._ison,
-            "USERHOST": self._userhost,
-            "TAGMSG": self._tagmsg,
-            "AUTHENTICATE": self._authenticate,
-            "REGISTER": self._register,
-            "VERIFY": self._verify,
-            "CHATHISTORY": self._chathistory,
-            "SETNAME": self._setname,
-            "MARKREAD": self._markread,
-            "KLINE": self._kline,
-            "UNKLINE": self._unkline,
-        }

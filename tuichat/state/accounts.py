@@ -12,6 +12,7 @@ from tuichat.net.protocol import Line, casefold
 from tuichat.state.core import Core
 from tuichat.state.model import User
 from tuichat.state.outbox import Outbox
+from tuichat.state.spec import command
 from tuichat.store import check_password, hash_password, new_salt
 
 MAX_SASL_FAILURES = 3  # wrong passwords before the connection is closed
@@ -20,6 +21,7 @@ MAX_SASL_FAILURES = 3  # wrong passwords before the connection is closed
 class Accounts(Core):
     """AUTHENTICATE, REGISTER, VERIFY."""
 
+    @command("AUTHENTICATE", min_params=1, before_registration=True)
     def _authenticate(self, user: User, line: Line, now: float, out: Outbox) -> None:
         arg = line.params[0]
         if user.account is not None:
@@ -123,6 +125,7 @@ class Accounts(Core):
                 if "account-notify" in other.caps:
                     out.send(other, data)
 
+    @command("REGISTER", min_params=3, before_registration=True)
     def _register(self, user: User, line: Line, now: float, out: Outbox) -> None:
         name, _email, password = line.params[0], line.params[1], line.params[2]
         if name == "*":
@@ -202,6 +205,7 @@ class Accounts(Core):
 
         out.defer(digest, then)
 
+    @command("VERIFY", min_params=2, before_registration=True)
     def _verify(self, user: User, line: Line, now: float, out: Outbox) -> None:
         # accounts need no e-mail check here, so there is never a code to verify
         self._fail(

@@ -10,6 +10,7 @@ from tuichat.net.protocol import Line, casefold, escape_tag_value
 from tuichat.state.core import Core
 from tuichat.state.model import MAX_INVITES, Channel, User
 from tuichat.state.outbox import TAG_ACCOUNT, TAG_TIME, Outbox, Variants
+from tuichat.state.spec import command
 from tuichat.state.wire import _NONE, _chunks, _numeric, _status, _statuses, _truncate, iso_time
 
 _NICK = operator.attrgetter("nick")
@@ -21,6 +22,7 @@ _PREFIX = operator.attrgetter("prefix")
 class Channels(Core):
     """JOIN, PART, NAMES, TOPIC, LIST, INVITE, KICK."""
 
+    @command("JOIN", min_params=1)
     def _join(self, user: User, line: Line, now: float, out: Outbox) -> None:
         if line.params[0] == "0":
             for chan in list(user.channels.values()):
@@ -120,6 +122,7 @@ class Channels(Core):
             p.mask_matches(mask, user.prefix) for mask, _, _ in chan.bans
         )
 
+    @command("PART", min_params=1)
     def _part(self, user: User, line: Line, now: float, out: Outbox) -> None:
         reason = line.params[1] if len(line.params) > 1 else ""
         for name in line.params[0].split(","):
@@ -180,6 +183,7 @@ class Channels(Core):
             self._send_marker(out, user, chan.name)
         self._reply(out, user, p.RPL_ENDOFNAMES, chan.name, "End of /NAMES list")
 
+    @command("NAMES")
     def _names(self, user: User, line: Line, now: float, out: Outbox) -> None:
         if not line.params:
             self._reply(out, user, p.RPL_ENDOFNAMES, "*", "End of /NAMES list")
@@ -202,6 +206,7 @@ class Channels(Core):
             out, user, p.RPL_TOPICWHOTIME, chan.name, chan.topic_by, str(int(chan.topic_time))
         )
 
+    @command("TOPIC", min_params=1)
     def _topic(self, user: User, line: Line, now: float, out: Outbox) -> None:
         name = line.params[0]
         chan = self.channels.get(casefold(name))
@@ -224,6 +229,7 @@ class Channels(Core):
         self._persist(chan, now)
         out.broadcast(chan.users, self._from(user, "TOPIC", chan.name, chan.topic))
 
+    @command("LIST")
     def _list(self, user: User, line: Line, now: float, out: Outbox) -> None:
         if line.params and not line.params[0].startswith((">", "<")):
             wanted = [self.channels.get(casefold(name)) for name in line.params[0].split(",")]
@@ -236,6 +242,7 @@ class Channels(Core):
                 self._reply(out, user, p.RPL_LIST, chan.name, str(len(chan.members)), chan.topic)
         self._reply(out, user, p.RPL_LISTEND, "End of /LIST")
 
+    @command("INVITE", min_params=2)
     def _invite(self, user: User, line: Line, now: float, out: Outbox) -> None:
         nick, name = line.params[0], line.params[1]
         target = self.find_user(nick)
@@ -270,6 +277,7 @@ class Channels(Core):
         if target.away is not None:
             self._reply(out, user, p.RPL_AWAY, target.nick, target.away)
 
+    @command("KICK", min_params=2)
     def _kick(self, user: User, line: Line, now: float, out: Outbox) -> None:
         name = line.params[0]
         chan = self.channels.get(casefold(name))

@@ -8,49 +8,16 @@ import itertools
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from tuichat.limits import Backoff, Quota, address_key
 from tuichat.net import protocol as p
 from tuichat.net.protocol import Line, casefold, escape_tag_value
 from tuichat.state.model import Channel, Config, User, WhowasEntry
 from tuichat.state.outbox import TAG_ACCOUNT, Outbox, Variants, _account_key, _joined, _same
+from tuichat.state.spec import Spec, commands_of
 from tuichat.state.wire import _label_answer, _middle, _truncate
 from tuichat.store import Store, StoredChannel
-
-Handler = Callable[[User, Line, float, Outbox], None]
-
-
-# commands allowed before registration completes
-_PRE_REGISTRATION = frozenset(
-    {"CAP", "PASS", "NICK", "USER", "PING", "PONG", "QUIT", "AUTHENTICATE", "REGISTER", "VERIFY"}
-)
-
-
-# the fewest parameters each command takes (461 below that)
-_MIN_PARAMS = {
-    "USER": 4,
-    "PASS": 1,
-    "CAP": 1,
-    "JOIN": 1,
-    "PART": 1,
-    "TOPIC": 1,
-    "INVITE": 2,
-    "KICK": 2,
-    "MODE": 1,
-    "OPER": 2,
-    "KILL": 2,
-    "ISON": 1,
-    "USERHOST": 1,
-    "TAGMSG": 1,
-    "AUTHENTICATE": 1,
-    "REGISTER": 3,
-    "VERIFY": 2,
-    "CHATHISTORY": 1,
-    "SETNAME": 1,
-    "MARKREAD": 1,
-    "UNKLINE": 1,
-}
 
 
 def _restored(stored: StoredChannel) -> Channel:
@@ -123,8 +90,8 @@ class Core:
 
     The families are mixins of this class; `State` puts them together."""
 
-    # the command handlers, by command: filled in by State
-    _handlers: dict[str, Handler]
+    # the commands this class handles, by name, from its handlers' specs (`spec.command`)
+    commands: ClassVar[dict[str, Spec]] = {}
 
     if TYPE_CHECKING:
         # what one family uses of another's (State has them all)
@@ -139,6 +106,10 @@ class Core:
         def _banned(self, chan: Channel, user: User) -> bool: ...
         def _visible(self, chan: Channel, user: User) -> bool: ...
         def _visible_members(self, chan: Channel, user: User) -> list[User]: ...
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.commands = commands_of(cls)
 
     def __init__(self, config: Config | None = None, store: Store | None = None) -> None:
         self.config = config or Config()
@@ -265,21 +236,27 @@ class Core:
             self._dispatch_command(user, line, now, out)
 
     def _dispatch_command(self, user: User, line: Line, now: float, out: Outbox) -> None:
+        """Check the command's spec, then run its handler: the one place for these checks."""
         command = line.command
-        handler = self._handlers.get(command)
-        if handler is None:
+        spec = self.commands.get(command)
+        if spec is None:
             if user.registered:
                 self._reply(out, user, p.ERR_UNKNOWNCOMMAND, command, "Unknown command")
             else:
                 self._reply(out, user, p.ERR_NOTREGISTERED, "You have not registered")
             return
-        if not user.registered and command not in _PRE_REGISTRATION:
+        if not user.registered and not spec.before_registration:
             self._reply(out, user, p.ERR_NOTREGISTERED, "You have not registered")
             return
-        if len(line.params) < _MIN_PARAMS.get(command, 0):
+        if len(line.params) < spec.min_params:
             self._reply(out, user, p.ERR_NEEDMOREPARAMS, command, "Not enough parameters")
             return
-        handler(user, line, now, out)
+        if spec.oper and "o" not in user.modes:
+            self._reply(
+                out, user, p.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator"
+            )
+            return
+        spec.handler(self, user, line, now, out)
 
     def _labeled(self, user: User, label: str, sub: Outbox, out: Outbox) -> None:
         """labeled-response: the user's share of `sub` goes out tagged with its label."""

@@ -13,6 +13,7 @@ from tuichat.net.protocol import Line, casefold
 from tuichat.state.core import Core
 from tuichat.state.model import MAX_MARKERS, MAX_PEERS, Channel, User
 from tuichat.state.outbox import Outbox
+from tuichat.state.spec import command
 from tuichat.state.wire import _add_tag, _middle, _tagged, iso_time, parse_iso_time
 from tuichat.store import LAST, Message, Position, Store
 
@@ -163,6 +164,7 @@ class History(Core):
         other = self.find_user(target)
         return other.nick if other is not None else target
 
+    @command("CHATHISTORY", min_params=1)
     def _chathistory(self, user: User, line: Line, now: float, out: Outbox) -> None:
         params = line.params
         sub = params[0].upper()
@@ -351,6 +353,7 @@ class History(Core):
             return self.find_user(target) is not None
         return self.store.has_messages(key)
 
+    @command("MARKREAD", min_params=1)
     def _markread(self, user: User, line: Line, now: float, out: Outbox) -> None:
         target = line.params[0]
         if len(line.params) == 1:
@@ -385,6 +388,7 @@ class History(Core):
         for session in sessions or [user]:  # every client of the account learns of it
             self._send_marker(out, session, target)
 
+    @command("SETNAME", min_params=1)
     def _setname(self, user: User, line: Line, now: float, out: Outbox) -> None:
         realname = line.params[0]
         if not realname or len(realname.encode()) > self.config.namelen:

@@ -13,6 +13,7 @@ from tuichat.state.core import Core
 from tuichat.state.history import _met, _private_key
 from tuichat.state.model import Channel, Targets, User
 from tuichat.state.outbox import Outbox, Variants
+from tuichat.state.spec import command
 from tuichat.state.wire import _client_tags, _middle, _tagged, _truncate
 from tuichat.store import Message
 
@@ -38,6 +39,8 @@ def _stored_size(message: Message) -> int:
 class Messages(Core):
     """PRIVMSG, NOTICE, TAGMSG and AWAY."""
 
+    @command("PRIVMSG")
+    @command("NOTICE")
     def _privmsg(self, user: User, line: Line, now: float, out: Outbox) -> None:
         command = line.command
         notice = command == "NOTICE"
@@ -172,6 +175,7 @@ class Messages(Core):
         )
         return line.encode(trailing=True)
 
+    @command("TAGMSG", min_params=1)
     def _tagmsg(self, user: User, line: Line, now: float, out: Outbox) -> None:
         """TAGMSG: client-only tags (+typing...) for those who negotiated message-tags."""
         target = line.params[0]
@@ -205,6 +209,7 @@ class Messages(Core):
             return "Cannot send to channel (you're muted)"
         return None
 
+    @command("AWAY")
     def _away(self, user: User, line: Line, now: float, out: Outbox) -> None:
         if line.params and line.params[0]:
             user.away = _truncate(line.params[0], self.config.awaylen)

@@ -7,6 +7,7 @@ from tuichat.net.protocol import Line, casefold
 from tuichat.state.core import Core
 from tuichat.state.model import User
 from tuichat.state.outbox import Outbox
+from tuichat.state.spec import command
 
 CHANNEL_MODES = "imnst"  # flags without a parameter
 
@@ -43,6 +44,7 @@ def _compress(changes: list[str]) -> str:
 class Modes(Core):
     """MODE."""
 
+    @command("MODE", min_params=1)
     def _mode(self, user: User, line: Line, now: float, out: Outbox) -> None:
         target = line.params[0]
         if target.startswith("#"):

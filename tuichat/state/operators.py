@@ -13,6 +13,7 @@ from tuichat.net.protocol import Line
 from tuichat.state.core import Core
 from tuichat.state.model import User
 from tuichat.state.outbox import Outbox
+from tuichat.state.spec import command
 
 MAX_KLINE_SECONDS = 100 * 365 * 86400  # the longest timed K-line; more is taken as this
 
@@ -20,6 +21,7 @@ MAX_KLINE_SECONDS = 100 * 365 * 86400  # the longest timed K-line; more is taken
 class Operators(Core):
     """OPER, KILL, MOTD, LUSERS, VERSION, TIME, KLINE, UNKLINE."""
 
+    @command("OPER", min_params=2)
     def _oper(self, user: User, line: Line, now: float, out: Outbox) -> None:
         name, password = line.params[0], line.params[1]
         key = ("oper", name)
@@ -42,12 +44,8 @@ class Operators(Core):
                 user, Line("MODE", (user.nick, "+o"), source=user.prefix).encode(trailing=True)
             )
 
+    @command("KILL", min_params=2, oper=True)
     def _kill(self, user: User, line: Line, now: float, out: Outbox) -> None:
-        if "o" not in user.modes:
-            self._reply(
-                out, user, p.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator"
-            )
-            return
         nick, reason = line.params[0], line.params[1]
         target = self.find_user(nick)
         if target is None:
@@ -69,6 +67,7 @@ class Operators(Core):
                 self._reply(out, user, p.RPL_MOTD, f"- {piece}")
         self._reply(out, user, p.RPL_ENDOFMOTD, "End of /MOTD command.")
 
+    @command("MOTD")
     def _motd(self, user: User, line: Line, now: float, out: Outbox) -> None:
         self._send_motd(out, user)
 
@@ -95,13 +94,16 @@ class Operators(Core):
             out, user, p.RPL_GLOBALUSERS, str(total), str(total), f"Current global users {total}"
         )
 
+    @command("LUSERS")
     def _lusers(self, user: User, line: Line, now: float, out: Outbox) -> None:
         self._send_lusers(out, user)
 
+    @command("VERSION")
     def _version(self, user: User, line: Line, now: float, out: Outbox) -> None:
         self._reply(out, user, p.RPL_VERSION, f"tuichat-{__version__}", self.config.server_name, "")
         self._send_isupport(out, user)
 
+    @command("TIME")
     def _time(self, user: User, line: Line, now: float, out: Outbox) -> None:
         text = time.strftime("%A %B %d %Y -- %H:%M:%S +00:00", time.gmtime(now))
         self._reply(out, user, p.RPL_TIME, self.config.server_name, text)
@@ -130,13 +132,9 @@ class Operators(Core):
                 return f"K-lined: {reason}"
         return None
 
+    @command("KLINE", oper=True)
     def _kline(self, user: User, line: Line, now: float, out: Outbox) -> None:
         """KLINE [seconds] user@host :reason (operators). Without parameters: the list."""
-        if "o" not in user.modes:
-            self._reply(
-                out, user, p.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator"
-            )
-            return
         params = list(line.params)
         server = self.config.server_name
         if not params:
@@ -184,12 +182,8 @@ class Operators(Core):
             out.send(other, error)
         self.disconnect_all(banned, [f"K-lined: {reason}"] * len(banned), now, out)
 
+    @command("UNKLINE", min_params=1, oper=True)
     def _unkline(self, user: User, line: Line, now: float, out: Outbox) -> None:
-        if "o" not in user.modes:
-            self._reply(
-                out, user, p.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator"
-            )
-            return
         mask = line.params[0]
         if "@" not in mask:
             mask = f"*@{mask}"

@@ -10,6 +10,7 @@ from tuichat.net.protocol import Line, casefold
 from tuichat.state.core import Core
 from tuichat.state.model import User
 from tuichat.state.outbox import BIG_REPLY_MOST, Outbox
+from tuichat.state.spec import command
 from tuichat.state.wire import _NONE, _chunks, _numeric, _status, _statuses
 
 WHO_SCAN = 500  # a WHO by mask costs a token per this many users it looks at (at most 10 too)
@@ -24,6 +25,7 @@ _WHO_FIELDS = operator.attrgetter("username", "host", "nick", "away", "realname"
 class Queries(Core):
     """WHO, WHOIS, WHOWAS, ISON, USERHOST."""
 
+    @command("WHO")
     def _who(self, user: User, line: Line, now: float, out: Outbox) -> None:
         mask = line.params[0] if line.params else "*"
         opers_only = len(line.params) > 1 and "o" in line.params[1]
@@ -115,6 +117,7 @@ class Queries(Core):
 
         out.reply(user, render)
 
+    @command("WHOIS")
     def _whois(self, user: User, line: Line, now: float, out: Outbox) -> None:
         if not line.params:
             self._reply(out, user, p.ERR_NONICKNAMEGIVEN, "No nickname given")
@@ -155,6 +158,7 @@ class Queries(Core):
         )
         self._reply(out, user, p.RPL_ENDOFWHOIS, other.nick, "End of /WHOIS list")
 
+    @command("WHOWAS")
     def _whowas(self, user: User, line: Line, now: float, out: Outbox) -> None:
         if not line.params or not line.params[0]:
             self._reply(out, user, p.ERR_NONICKNAMEGIVEN, "No nickname given")
@@ -184,11 +188,13 @@ class Queries(Core):
             self._reply(out, user, p.RPL_WHOISSERVER, entry.nick, self.config.server_name, when)
         self._reply(out, user, p.RPL_ENDOFWHOWAS, nick, "End of WHOWAS")
 
+    @command("ISON", min_params=1)
     def _ison(self, user: User, line: Line, now: float, out: Outbox) -> None:
         nicks = " ".join(line.params).split()
         online = [other.nick for nick in nicks if (other := self.find_user(nick)) is not None]
         self._reply(out, user, p.RPL_ISON, " ".join(online))
 
+    @command("USERHOST", min_params=1)
     def _userhost(self, user: User, line: Line, now: float, out: Outbox) -> None:
         replies = []
         for nick in " ".join(line.params).split()[:5]:

@@ -14,12 +14,14 @@ from tuichat.state.core import Core
 from tuichat.state.model import Channel, User, WhowasEntry
 from tuichat.state.modes import CHANNEL_MODES_ALL, USER_MODES
 from tuichat.state.outbox import Outbox, _tagmask
+from tuichat.state.spec import command
 from tuichat.state.wire import _chunks, _truncate
 
 
 class Registration(Core):
     """Registration, nicks and liveness."""
 
+    @command("CAP", min_params=1, before_registration=True, free=True)
     def _cap(self, user: User, line: Line, now: float, out: Outbox) -> None:
         sub = line.params[0].upper()
         nick = user.nick or "*"
@@ -78,12 +80,14 @@ class Registration(Core):
         else:
             self._reply(out, user, p.ERR_INVALIDCAPCMD, sub, "Invalid CAP command")
 
+    @command("PASS", min_params=1, before_registration=True)
     def _pass(self, user: User, line: Line, now: float, out: Outbox) -> None:
         if user.registered:
             self._reply(out, user, p.ERR_ALREADYREGISTERED, "You may not reregister")
             return
         user.password = line.params[0]
 
+    @command("USER", min_params=4, before_registration=True)
     def _user(self, user: User, line: Line, now: float, out: Outbox) -> None:
         if user.registered or user.username:
             self._reply(out, user, p.ERR_ALREADYREGISTERED, "You may not reregister")
@@ -131,6 +135,7 @@ class Registration(Core):
         self._send_motd(out, user)
         self._protect_nick(user, now, out)
 
+    @command("NICK", before_registration=True)
     def _nick(
         self, user: User, line: Line, now: float, out: Outbox, *, forced: bool = False
     ) -> None:
@@ -220,6 +225,7 @@ class Registration(Core):
             now += 0.001
         self._nick(user, Line("NICK", (guest,)), now, out, forced=True)
 
+    @command("PING", before_registration=True, free=True)
     def _ping(self, user: User, line: Line, now: float, out: Outbox) -> None:
         if not line.params:
             self._reply(out, user, p.ERR_NOORIGIN, "No origin specified")
@@ -227,9 +233,11 @@ class Registration(Core):
         server = self.config.server_name
         out.send(user, Line("PONG", (server, line.params[0]), source=server).encode(trailing=True))
 
+    @command("PONG", before_registration=True, free=True)
     def _pong(self, user: User, line: Line, now: float, out: Outbox) -> None:
         pass  # handle() has already recorded the activity
 
+    @command("QUIT", before_registration=True)
     def _quit(self, user: User, line: Line, now: float, out: Outbox) -> None:
         reason = line.params[0] if line.params else ""
         self.disconnect(user, f"Quit: {reason}" if reason else "Quit", now, out)
