@@ -36,7 +36,7 @@ class Channels(Core):
             if not name:
                 continue
             if not p.is_valid_channel(name, c.channellen):
-                self._reply(out, user, p.ERR_NOSUCHCHANNEL, name, "No such channel")
+                self._no_such_channel(out, user, name)
                 continue
             key = casefold(name)
             existing = self.channels.get(key)
@@ -130,9 +130,9 @@ class Channels(Core):
                 continue
             chan = self.channels.get(casefold(name))
             if chan is None:
-                self._reply(out, user, p.ERR_NOSUCHCHANNEL, name, "No such channel")
+                self._no_such_channel(out, user, name)
             elif user not in chan.members:
-                self._reply(out, user, p.ERR_NOTONCHANNEL, chan.name, "You're not on that channel")
+                self._not_on_channel(out, user, chan)
             else:
                 params = (chan.name, reason) if reason else (chan.name,)
                 out.broadcast(chan.users, self._from(user, "PART", *params, trailing=bool(reason)))
@@ -211,17 +211,17 @@ class Channels(Core):
         name = line.params[0]
         chan = self.channels.get(casefold(name))
         if chan is None or not self._visible(chan, user):
-            self._reply(out, user, p.ERR_NOSUCHCHANNEL, name, "No such channel")
+            self._no_such_channel(out, user, name)
             return
         if len(line.params) == 1:
             self._send_topic(out, user, chan)
             return
         modes = chan.members.get(user)
         if modes is None:
-            self._reply(out, user, p.ERR_NOTONCHANNEL, chan.name, "You're not on that channel")
+            self._not_on_channel(out, user, chan)
             return
         if "t" in chan.modes and "o" not in modes:
-            self._reply(out, user, p.ERR_CHANOPRIVSNEEDED, chan.name, "You're not channel operator")
+            self._not_channel_operator(out, user, chan)
             return
         chan.topic = _truncate(line.params[1], self.config.topiclen)
         chan.topic_by = user.prefix
@@ -251,14 +251,14 @@ class Channels(Core):
             return
         chan = self.channels.get(casefold(name))
         if chan is None:
-            self._reply(out, user, p.ERR_NOSUCHCHANNEL, name, "No such channel")
+            self._no_such_channel(out, user, name)
             return
         modes = chan.members.get(user)
         if modes is None:
-            self._reply(out, user, p.ERR_NOTONCHANNEL, chan.name, "You're not on that channel")
+            self._not_on_channel(out, user, chan)
             return
         if "i" in chan.modes and "o" not in modes:
-            self._reply(out, user, p.ERR_CHANOPRIVSNEEDED, chan.name, "You're not channel operator")
+            self._not_channel_operator(out, user, chan)
             return
         if target in chan.members:
             self._reply(
@@ -282,14 +282,14 @@ class Channels(Core):
         name = line.params[0]
         chan = self.channels.get(casefold(name))
         if chan is None:
-            self._reply(out, user, p.ERR_NOSUCHCHANNEL, name, "No such channel")
+            self._no_such_channel(out, user, name)
             return
         modes = chan.members.get(user)
         if modes is None:
-            self._reply(out, user, p.ERR_NOTONCHANNEL, chan.name, "You're not on that channel")
+            self._not_on_channel(out, user, chan)
             return
         if "o" not in modes:
-            self._reply(out, user, p.ERR_CHANOPRIVSNEEDED, chan.name, "You're not channel operator")
+            self._not_channel_operator(out, user, chan)
             return
         reason = (
             _truncate(line.params[2], self.config.kicklen) if len(line.params) > 2 else user.nick

@@ -180,6 +180,16 @@ class Core:
         line = Line("FAIL", (command, code, *middle, *context[-1:]), source=self.config.server_name)
         out.send(user, line.encode(trailing=True))
 
+    # the channel guards' refusals, the same wherever they are checked
+    def _no_such_channel(self, out: Outbox, user: User, name: str) -> None:
+        self._reply(out, user, p.ERR_NOSUCHCHANNEL, name, "No such channel")
+
+    def _not_on_channel(self, out: Outbox, user: User, chan: Channel) -> None:
+        self._reply(out, user, p.ERR_NOTONCHANNEL, chan.name, "You're not on that channel")
+
+    def _not_channel_operator(self, out: Outbox, user: User, chan: Channel) -> None:
+        self._reply(out, user, p.ERR_CHANOPRIVSNEEDED, chan.name, "You're not channel operator")
+
     def _build_isupport(self) -> list[str]:
         c = self.config
         tokens = [

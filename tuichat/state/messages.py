@@ -70,7 +70,7 @@ class Messages(Core):
                 chan = self.channels.get(key)
                 if chan is None:
                     if not notice:
-                        self._reply(out, user, p.ERR_NOSUCHCHANNEL, target, "No such channel")
+                        self._no_such_channel(out, user, target)
                     continue
                 refusal = self._cannot_send(chan, user)
                 if refusal is not None:
@@ -182,7 +182,7 @@ class Messages(Core):
         if target.startswith("#"):
             chan = self.channels.get(casefold(target))
             if chan is None:
-                self._reply(out, user, p.ERR_NOSUCHCHANNEL, target, "No such channel")
+                self._no_such_channel(out, user, target)
                 return
             if self._cannot_send(chan, user) is not None:
                 return

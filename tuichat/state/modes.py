@@ -86,7 +86,7 @@ class Modes(Core):
         name = line.params[0]
         chan = self.channels.get(casefold(name))
         if chan is None:
-            self._reply(out, user, p.ERR_NOSUCHCHANNEL, name, "No such channel")
+            self._no_such_channel(out, user, name)
             return
         modes = chan.members.get(user)
         if len(line.params) == 1:
@@ -108,9 +108,7 @@ class Modes(Core):
             nonlocal refused
             if not is_op and not refused:
                 refused = True
-                self._reply(
-                    out, user, p.ERR_CHANOPRIVSNEEDED, chan.name, "You're not channel operator"
-                )
+                self._not_channel_operator(out, user, chan)
             return is_op
 
         for ch in line.params[1]:
