@@ -14,8 +14,6 @@ from tuichat.state.spec import command
 from tuichat.state.wire import _NONE, _chunks, _numeric, _status, _statuses, _truncate, iso_time
 
 _NICK = operator.attrgetter("nick")
-
-
 _PREFIX = operator.attrgetter("prefix")
 
 

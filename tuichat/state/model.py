@@ -8,11 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 MAX_INVITES = 100  # invitations one channel holds
-
-
 MAX_MARKERS = 1000  # read markers kept per account (in the store) or guest (in memory)
-
-
 MAX_PEERS = 1000  # conversations of a guest that follow them into an account they log in to
 
 

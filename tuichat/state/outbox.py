@@ -11,18 +11,11 @@ from tuichat.state.model import Targets, User
 # a big reply (NAMES, WHO) costs its requester one flood-control token per BIG_REPLY bytes, at
 # most BIG_REPLY_MOST (the default burst): a flood of them waits, as in InspIRCd and Ergo
 BIG_REPLY = 2048
-
-
 BIG_REPLY_MOST = 10
-
 
 # the tag bits of User.tagmask
 TAG_MESSAGE = 1  # message-tags: msgid and client-only tags
-
-
 TAG_TIME = 2  # server-time
-
-
 TAG_ACCOUNT = 4  # account-tag
 
 

@@ -15,10 +15,7 @@ from tuichat.state.wire import _NONE, _chunks, _numeric, _status, _statuses
 
 WHO_SCAN = 500  # a WHO by mask costs a token per this many users it looks at (at most 10 too)
 
-
 _MODES = operator.attrgetter("modes")
-
-
 _WHO_FIELDS = operator.attrgetter("username", "host", "nick", "away", "realname")
 
 
