@@ -88,8 +88,9 @@ class ServerConfig:
     state: Config = field(default_factory=Config)
 
 
-# lines that cost nothing against flood control: keeping the connection alive and negotiating
-FREE_COMMANDS = frozenset({"PING", "PONG", "CAP"})
+# lines that cost nothing against flood control (keeping the connection alive, negotiating): as
+# their specs declare
+FREE_COMMANDS = frozenset(name for name, spec in State.commands.items() if spec.free)
 
 
 def _free(item: str | TooLong) -> bool:
