@@ -30,7 +30,8 @@ from tests.unit.helpers import (
 )
 from tuichat.net import protocol as p
 from tuichat.net.protocol import Line, parse
-from tuichat.state import Config, Outbox, User, iso_time
+from tuichat.net.protocol import format_server_time as iso_time
+from tuichat.state import Config, Outbox, User
 from tuichat.store import Message, Store, hash_password, new_salt
 
 CHATHISTORY_CAPS = ("batch", "server-time", "message-tags", "draft/chathistory")

@@ -9,7 +9,8 @@ import pytest
 from tests.unit.helpers import ListSink
 from tuichat.client_state import ClientState
 from tuichat.net.protocol import parse, parse_uint
-from tuichat.state import Config, Outbox, State, User, parse_iso_time
+from tuichat.net.protocol import parse_server_time as parse_iso_time
+from tuichat.state import Config, Outbox, State, User
 from tuichat.store import Store
 
 

@@ -22,7 +22,6 @@ from tuichat.state.operators import Operators
 from tuichat.state.outbox import BIG_REPLY, BIG_REPLY_MOST, Outbox, Variants
 from tuichat.state.queries import Queries
 from tuichat.state.registration import Registration
-from tuichat.state.wire import iso_time, parse_iso_time
 
 __all__ = [
     "BIG_REPLY",
@@ -35,8 +34,6 @@ __all__ = [
     "User",
     "Variants",
     "WhowasEntry",
-    "iso_time",
-    "parse_iso_time",
 ]
 
 

@@ -11,7 +11,7 @@ from tuichat.state.core import Core
 from tuichat.state.model import MAX_INVITES, Channel, User
 from tuichat.state.outbox import TAG_ACCOUNT, TAG_TIME, Outbox, Variants
 from tuichat.state.spec import command
-from tuichat.state.wire import _NONE, _chunks, _numeric, _status, _statuses, _truncate, iso_time
+from tuichat.state.wire import _NONE, _chunks, _numeric, _status, _statuses, _truncate
 
 _NICK = operator.attrgetter("nick")
 _PREFIX = operator.attrgetter("prefix")
@@ -80,7 +80,7 @@ class Channels(Core):
         """JOIN as each member negotiated it: extended-join adds the account and real name."""
         plain = f":{user.prefix} JOIN {channel}"
         extended = f"{plain} {user.account or '*'} :{user.realname}"
-        stamp = "time=" + iso_time(int(now * 1000))
+        stamp = "time=" + p.format_server_time(int(now * 1000))
         account = "account=" + escape_tag_value(user.account) if user.account else ""
 
         def build(member: User) -> bytes:

@@ -14,7 +14,7 @@ from tuichat.state.core import Core
 from tuichat.state.model import MAX_MARKERS, MAX_PEERS, Channel, User
 from tuichat.state.outbox import Outbox
 from tuichat.state.spec import command
-from tuichat.state.wire import _add_tag, _middle, _tagged, iso_time, parse_iso_time
+from tuichat.state.wire import _add_tag, _middle, _tagged
 from tuichat.store import LAST, Message, Position, Store
 
 
@@ -51,7 +51,7 @@ def _read_history(
                 return None
             refs.append(found[1])
         else:
-            ms = parse_iso_time(value)
+            ms = p.parse_server_time(value)
             assert ms is not None
             refs.append((ms, 0))
         exact.append(kind == "msgid")
@@ -197,7 +197,8 @@ class History(Core):
             return
         texts = params[2 : needed[sub] - 1]
         if any(
-            text.startswith("timestamp=") and parse_iso_time(text[10:]) is None for text in texts
+            text.startswith("timestamp=") and p.parse_server_time(text[10:]) is None
+            for text in texts
         ):
             self._fail(out, user, "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid timestamp")
             return
@@ -231,8 +232,8 @@ class History(Core):
         self, user: User, first: str, second: str, limit: int, out: Outbox
     ) -> None:
         assert self.store is not None
-        start = parse_iso_time(first.partition("=")[2])
-        end = parse_iso_time(second.partition("=")[2])
+        start = p.parse_server_time(first.partition("=")[2])
+        end = p.parse_server_time(second.partition("=")[2])
         if start is None or end is None:
             self._fail(out, user, "CHATHISTORY", "INVALID_PARAMS", "TARGETS", "Invalid timestamps")
             return
@@ -258,7 +259,9 @@ class History(Core):
                 name = user.channels[key].name
             elif " " in key:
                 name = self._party_nick(name)
-            line = Line("CHATHISTORY", ("TARGETS", name, iso_time(latest)), source=server)
+            line = Line(
+                "CHATHISTORY", ("TARGETS", name, p.format_server_time(latest)), source=server
+            )
             data = line.encode()
             parts.append(
                 _add_tag(data[:-2], f"batch={batch}".encode()) + b"\r\n" if batch else data
@@ -337,7 +340,7 @@ class History(Core):
             ms = self.store.read_marker(casefold(user.account), key)
         else:
             ms = user.markers.get(key)
-        stamp = "timestamp=" + iso_time(ms) if ms is not None else "*"
+        stamp = "timestamp=" + p.format_server_time(ms) if ms is not None else "*"
         line = Line("MARKREAD", (_middle(target), stamp), source=self.config.server_name)
         out.send(user, line.encode())
 
@@ -360,7 +363,9 @@ class History(Core):
             self._send_marker(out, user, target)
             return
         value = line.params[1]
-        ms = parse_iso_time(value.partition("=")[2]) if value.startswith("timestamp=") else None
+        ms = (
+            p.parse_server_time(value.partition("=")[2]) if value.startswith("timestamp=") else None
+        )
         if ms is None:
             self._fail(out, user, "MARKREAD", "INVALID_PARAMS", target, "Invalid timestamp")
             return

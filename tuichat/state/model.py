@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from tuichat.net import protocol as p
+
 MAX_INVITES = 100  # invitations one channel holds
 MAX_MARKERS = 1000  # read markers kept per account (in the store) or guest (in memory)
 MAX_PEERS = 1000  # conversations of a guest that follow them into an account they log in to
@@ -25,7 +27,7 @@ class Config:
     ping_interval: float = 90.0
     ping_timeout: float = 120.0
     registration_timeout: float = 60.0
-    nicklen: int = 30
+    nicklen: int = p.NICKLEN
     channellen: int = 64
     topiclen: int = 390
     kicklen: int = 255

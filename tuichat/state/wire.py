@@ -1,44 +1,14 @@
-"""Wire formatting shared by the handlers: server-time, tags, numerics, middle parameters,
-truncation and chunking into lines."""
+"""Wire formatting shared by the handlers: tags, numerics, middle parameters, truncation and
+chunking into lines (server-time itself is the protocol module's)."""
 
 from __future__ import annotations
 
-import calendar
-import time
 from collections.abc import Iterable
 
 from tuichat.net import protocol as p
 from tuichat.net.protocol import Line, escape_tag_value
 from tuichat.state.model import Channel, User
 from tuichat.state.outbox import TAG_ACCOUNT, TAG_MESSAGE, TAG_TIME, Variants, _tagmask_of
-
-_last_second: list[tuple[int, str]] = [(-1, "")]
-
-
-def iso_time(ms: int) -> str:
-    """server-time's format: 2026-11-27T10:00:00.000Z."""
-    second = ms // 1000
-    cached, text = _last_second[0]
-    if cached != second:  # formatting the date is most of the cost: once a second
-        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _last_second[0] = (second, text)
-    return f"{text}.{ms % 1000:03d}Z"
-
-
-def parse_iso_time(text: str) -> int | None:
-    """Milliseconds since the epoch from server-time's format, or None."""
-    if not text[:19].isascii():  # strptime's %Y takes any Unicode digit (fullwidth...)
-        return None
-    try:
-        stamp = time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")
-    except ValueError:
-        return None
-    ms = 0
-    if len(text) > 20 and text[19] == ".":
-        digits = p.parse_uint(text[20:].rstrip("Z")[:3].ljust(3, "0"))
-        if digits is not None:
-            ms = digits
-    return int(calendar.timegm(stamp)) * 1000 + ms
 
 
 def _has_batch_tag(line: bytes) -> bool:
@@ -84,7 +54,7 @@ def _tagged(
     extra = ";".join(
         f"{key}={escape_tag_value(value)}" if value else key for key, value in client_tags.items()
     )
-    stamp = iso_time(time_ms)
+    stamp = p.format_server_time(time_ms)
 
     def build(user: User) -> bytes:
         mask = user.tagmask
