@@ -14,7 +14,7 @@ from tuichat.state import Config, Outbox, State, User
 T0 = 1_000_000.0
 
 # command -> (fewest parameters, allowed before registration, operators only), as dispatch and the
-# handlers enforced them before the specs existed
+# handlers enforced them before the specs existed (and the commands added since: INFO)
 EXPECTED = {
     "CAP": (1, True, False),
     "PASS": (1, True, False),
@@ -46,6 +46,7 @@ EXPECTED = {
     "LUSERS": (0, False, False),
     "VERSION": (0, False, False),
     "TIME": (0, False, False),
+    "INFO": (0, False, False),
     "ISON": (1, False, False),
     "USERHOST": (1, False, False),
     "TAGMSG": (1, False, False),

@@ -1,5 +1,5 @@
 """State unit tests, queries: NAMES, LIST, WHO, WHOIS, WHOWAS and the server information
-commands (MOTD, LUSERS, VERSION, TIME, ISON, USERHOST), unknown and oversize lines."""
+commands (MOTD, LUSERS, VERSION, TIME, INFO, ISON, USERHOST), unknown and oversize lines."""
 
 from __future__ import annotations
 
@@ -321,6 +321,25 @@ def test_time(net: Net, alice: User) -> None:
     out = net.send(alice, "TIME", now=0.0)
     line = numeric(out, alice, p.RPL_TIME, SERVER)
     assert "1970" in line.params[-1]
+
+
+def test_info(net: Net, alice: User, bob: User) -> None:
+    """RFC 2812 3.4.10: RPL_INFO lines, then one RPL_ENDOFINFO (irctest's info::testInfo)."""
+    for request in ("INFO", f"INFO {SERVER}", "INFO *", "INFO BOB"):
+        got = lines(net.send(alice, request), alice)
+        assert [line.command for line in got[:-1]] == [p.RPL_INFO] * (len(got) - 1), request
+        assert len(got) > 1 and all(line.params[0] == "alice" for line in got)
+        assert got[-1].command == p.RPL_ENDOFINFO
+    assert f"tuichat {__version__}" in lines(net.send(alice, "INFO"), alice)[0].params[1]
+    for elsewhere in ("invalid.server.example", "invalidserver"):
+        out = net.send(alice, f"INFO {elsewhere}")
+        assert commands(out, alice) == [p.ERR_NOSUCHSERVER]
+        numeric(out, alice, p.ERR_NOSUCHSERVER, elsewhere, "No such server")
+
+
+def test_info_before_registration_is_refused(net: Net) -> None:
+    stranger = net.connect()
+    assert commands(net.send(stranger, "INFO"), stranger) == [p.ERR_NOTREGISTERED]
 
 
 def test_ison(net: Net, alice: User, bob: User, carol: User) -> None:

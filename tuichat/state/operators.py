@@ -1,5 +1,5 @@
-"""Operators (OPER, KILL), server information (MOTD, LUSERS, VERSION, TIME) and server bans (KLINE,
-UNKLINE).
+"""Operators (OPER, KILL), server information (MOTD, LUSERS, VERSION, TIME, INFO) and server bans
+(KLINE, UNKLINE).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ MAX_KLINE_SECONDS = 100 * 365 * 86400  # the longest timed K-line; more is taken
 
 
 class Operators(Core):
-    """OPER, KILL, MOTD, LUSERS, VERSION, TIME, KLINE, UNKLINE."""
+    """OPER, KILL, MOTD, LUSERS, VERSION, TIME, INFO, KLINE, UNKLINE."""
 
     @command("OPER", min_params=2)
     def _oper(self, user: User, line: Line, now: float, out: Outbox) -> None:
@@ -107,6 +107,25 @@ class Operators(Core):
     def _time(self, user: User, line: Line, now: float, out: Outbox) -> None:
         text = time.strftime("%A %B %d %Y -- %H:%M:%S +00:00", time.gmtime(now))
         self._reply(out, user, p.RPL_TIME, self.config.server_name, text)
+
+    @command("INFO")
+    def _info(self, user: User, line: Line, now: float, out: Outbox) -> None:
+        """What this server is; a target names a server (this one, by name or mask) or a user on
+        it, as RFC 2812 3.4.10 has it: anything else is no such server."""
+        if line.params:
+            target = line.params[0]
+            ours = p.mask_matches(target, self.config.server_name)
+            if not ours and self.find_user(target) is None:
+                self._reply(out, user, p.ERR_NOSUCHSERVER, target, "No such server")
+                return
+        started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.config.created))
+        for text in (
+            f"tuichat {__version__}: a small self-hosted chat server, speaking IRC",
+            "https://modern.ircdocs.horse/ and https://ircv3.net/ are what it follows",
+            f"This server ({self.config.server_name}) has run since {started}",
+        ):
+            self._reply(out, user, p.RPL_INFO, text)
+        self._reply(out, user, p.RPL_ENDOFINFO, "End of /INFO list")
 
     def _kline_for(self, user: User, now: float) -> str | None:
         """The reason `user` is banned from the server, if a K-line matches it."""
