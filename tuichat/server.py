@@ -1206,20 +1206,16 @@ class Server:
 
         History written while handling is committed first: whatever a client receives is on
         disk."""
-        store = self.state.store
-        if store is not None:
-            store.commit()
-            failure = store.take_failure()
-            if failure is not None:
-                # disk full: what was not recorded goes to nobody; its senders are told
-                out.unrecorded()
-                if not self._store_down:
-                    self._store_down = True
-                    log.error("history store unavailable, messages refused: %s", failure)
-            elif self._store_down and out.recorded():
-                self._store_down = False
-                log.warning("history store available again")
-        out.deliver()
+        recorded = out.recorded()
+        failure = out.persist_and_deliver(self.state.store)
+        if failure is not None:
+            # disk full: what was not recorded went to nobody; its senders were told
+            if not self._store_down:
+                self._store_down = True
+                log.error("history store unavailable, messages refused: %s", failure)
+        elif self._store_down and recorded:
+            self._store_down = False
+            log.warning("history store available again")
 
     def run_deferred(self, out: Outbox) -> None:
         """Run the slow jobs the state asked for (password hashing) without the state lock, then

@@ -17,7 +17,7 @@ from tuichat.state.model import Channel, Config, User, WhowasEntry
 from tuichat.state.outbox import TAG_ACCOUNT, Outbox, Variants, _account_key, _joined, _same
 from tuichat.state.spec import Spec, commands_of
 from tuichat.state.wire import _label_answer, _middle, _truncate
-from tuichat.store import Store, StoredChannel
+from tuichat.store import Storage, StoredChannel
 
 
 def _restored(stored: StoredChannel) -> Channel:
@@ -111,7 +111,7 @@ class Core:
         super().__init_subclass__(**kwargs)
         cls.commands = commands_of(cls)
 
-    def __init__(self, config: Config | None = None, store: Store | None = None) -> None:
+    def __init__(self, config: Config | None = None, store: Storage | None = None) -> None:
         self.config = config or Config()
         self.store = store
         self.capabilities = dict(CAPABILITIES)

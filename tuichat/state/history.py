@@ -15,7 +15,7 @@ from tuichat.state.model import MAX_MARKERS, MAX_PEERS, Channel, User
 from tuichat.state.outbox import Outbox
 from tuichat.state.spec import command
 from tuichat.state.wire import _add_tag, _middle, _tagged
-from tuichat.store import LAST, Message, Position, Store
+from tuichat.store import LAST, Message, Position, Storage
 
 
 def _private_key(a: str, b: str) -> str:
@@ -33,7 +33,7 @@ def _met(user: User, party: str) -> None:
 
 
 def _read_history(
-    store: Store, key: str, sub: str, texts: tuple[str, ...], limit: int
+    store: Storage, key: str, sub: str, texts: tuple[str, ...], limit: int
 ) -> list[Message] | None:
     """The rows a CHATHISTORY subcommand asks for (`texts`: its message references, `*`,
     `msgid=` or `timestamp=`, checked), or None when a msgid is not one of `key`'s. Reads the

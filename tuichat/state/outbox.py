@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterator
 
 from tuichat.state.model import Targets, User
+from tuichat.store import History
 
 # a big reply (NAMES, WHO) costs its requester one flood-control token per BIG_REPLY bytes, at
 # most BIG_REPLY_MOST (the default burst): a flood of them waits, as in InspIRCd and Ergo
@@ -208,6 +209,20 @@ class Outbox:
     ) -> None:
         """Run `job` outside the state lock, then `then(result, now, out)` under it."""
         self.deferred.append((job, then))
+
+    def persist_and_deliver(self, history: History | None) -> Exception | None:
+        """Persist, then deliver, as one step: the history rows added while handling are
+        written first (one transaction), so that whatever a client receives is on disk; when
+        that fails (disk full), what depended on the rows goes to nobody and their senders are
+        told (`unrecorded`). Returns the failure, if any. Under the state lock."""
+        failure = None
+        if history is not None:
+            history.commit()
+            failure = history.take_failure()
+            if failure is not None:
+                self.unrecorded()
+        self.deliver()
+        return failure
 
     def deliver(self) -> None:
         """Hand every recipient its data, then close what is to be closed.
