@@ -4,28 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import ClassVar
 
-from rich.text import Text
 from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
-from textual.widgets import ContentSwitcher, Input, OptionList, Static
+from textual.widgets import ContentSwitcher, Input, OptionList
 
 from tuichat import commands, gc_tuning
 from tuichat.client_state import ERROR, INFO, SERVER, Changes, ClientState, Entry
+from tuichat.inbox import Inbox
 from tuichat.messages import InboxFilled
 from tuichat.net import client as net
 from tuichat.net.protocol import Line, casefold
 from tuichat.session import Actions, Session
-from tuichat.text import plain, render
 from tuichat.widgets import ChatLog, InputLine, MemberList, WindowList
+from tuichat.widgets.bars import StatusLine, TopicBar
 from tuichat.widgets.trust_dialog import TrustDialog
 
 
@@ -71,13 +69,10 @@ class TuichatApp(App[None]):
         self.connection = "connecting"
         self.lag: float | None = None
         self.select_on_join: set[str] = set()
-        self._disconnect_shown = False
         self._mark_timer: Timer | None = None
         self._last_activity = self._last_full_gc = time.monotonic()
         # what the connection's thread received, in order, until the UI takes it (bounded)
-        self._inbox: deque[Line | net.ClientEvent] = deque()
-        self._inbox_changed = threading.Condition()
-        self._inbox_closed = False  # the app is ending: the connection's thread must not wait
+        self._inbox: Inbox[Line | net.ClientEvent] = Inbox(INBOX_LINES)
         self._members_timer: Timer | None = None
         self._slice_ended = 0.0  # when the last slice of the inbox stopped with more to take
 
@@ -87,9 +82,9 @@ class TuichatApp(App[None]):
         with Horizontal(id="body"):
             yield WindowList(id="window-list")
             with Vertical(id="main"):
-                yield Static(id="topic")
+                yield TopicBar(id="topic")
                 yield ContentSwitcher(id="logs")
-                yield Static(id="status")
+                yield StatusLine(id="status")
                 yield InputLine(self._completions, id="input")
             yield MemberList(id="member-list")
 
@@ -106,7 +101,7 @@ class TuichatApp(App[None]):
         self.set_interval(FULL_GC_EVERY / 10, self._collect_when_idle)
 
     def on_unmount(self) -> None:
-        self._close_inbox()
+        self._inbox.close()
         self.client.close()
         gc_tuning.uninstall(eager=True)
 
@@ -129,24 +124,9 @@ class TuichatApp(App[None]):
         empty, so a flood is one message in the UI's queue, not thousands. When the UI is
         INBOX_LINES behind, this thread waits (and reads nothing more: the server's sendq takes
         the rest, as TCP intends) rather than growing the queue without end."""
-        with self._inbox_changed:
-            while len(self._inbox) >= INBOX_LINES and not self._inbox_closed:
-                self._inbox_changed.wait(0.5)
-            if self._inbox_closed:
-                return
-            wake = not self._inbox
-            if isinstance(event, net.LinesReceived):
-                self._inbox.extend(event.lines)
-            else:
-                self._inbox.append(event)
-        if wake:
+        items = event.lines if isinstance(event, net.LinesReceived) else (event,)
+        if self._inbox.put(items):
             self.post_message(InboxFilled())
-
-    def _close_inbox(self) -> None:
-        with self._inbox_changed:
-            self._inbox_closed = True
-            self._inbox.clear()
-            self._inbox_changed.notify_all()
 
     def on_inbox_filled(self, message: InboxFilled) -> None:
         self._drain()
@@ -162,14 +142,10 @@ class TuichatApp(App[None]):
         deadline = start + min(MAX_SLICE, max(SLICE_SECONDS, since))
         self._slice_ended = 0.0
         while True:
-            with self._inbox_changed:
-                if self._inbox_closed:
-                    return
-                take = min(CHUNK_LINES, len(self._inbox))
-                items = [self._inbox.popleft() for _ in range(take)]
-                if take and len(self._inbox) < INBOX_LINES:
-                    self._inbox_changed.notify_all()
-                left = bool(self._inbox)
+            taken = self._inbox.take(CHUNK_LINES)
+            if taken is None:
+                return
+            items, left = taken
             lines: list[Line] = []
             for item in items:
                 if isinstance(item, Line):
@@ -234,9 +210,6 @@ class TuichatApp(App[None]):
         elif isinstance(event, net.Registered):
             self.connection = "connected"
             self.state.set_nick(event.nick)
-            if self._disconnect_shown:
-                self._disconnect_shown = False
-                self._apply(self.state.info("reconnected", now, key=SERVER))
             self._run(self.session.registered(event.caps, now))
         elif isinstance(event, net.LagMeasured):
             self.lag = event.seconds
@@ -249,21 +222,10 @@ class TuichatApp(App[None]):
         elif isinstance(event, net.Disconnected):
             retry = "" if event.retry_in is None else f"; retrying in {_seconds(event.retry_in)}"
             self.connection = f"disconnected{retry}"
-            self.session.disconnected(now)
-            self._apply(self.state.fail_pending("the connection dropped"))
-            # say it once in the log (where the user is looking, and in the server window);
-            # later failed attempts only update the status line
-            if not self._disconnect_shown or event.retry_in is None:
-                self._disconnect_shown = True
-                text = f"disconnected: {event.reason}"
-                if event.retry_in is not None:
-                    text += " (reconnecting by itself)"
-                changes = self.state.info(text, now, kind=ERROR, key=SERVER)
-                if self.state.current != SERVER:
-                    changes.merge(self.state.info(text, now, kind=ERROR))
-                self._apply(changes)
-            else:
-                self.connection += f" ({event.reason})"
+            actions = self.session.disconnected(event.reason, event.retry_in, now)
+            if actions.note is not None:
+                self.connection += f" ({actions.note})"
+            self._run(actions)
             self._refresh_all()
         self._refresh_status()
 
@@ -388,33 +350,19 @@ class TuichatApp(App[None]):
 
     def _refresh_topic(self) -> None:
         window = self.state.windows[self.state.current]
-        if window.kind == "channel":
-            topic = render(window.topic) if window.topic else Text("(no topic)", style="dim")
-            text = Text(plain(window.name) + "  ", style="bold").append_text(topic)
-        elif window.kind == "query":
-            text = Text(f"private conversation with {plain(window.name)}", style="bold")
-        else:
-            text = Text(f"{plain(self.state.network)} — server messages", style="bold")
-        self.query_one("#topic", Static).update(text)
+        self.query_one("#topic", TopicBar).show(window, self.state.network)
 
     def _refresh_status(self) -> None:
-        status = Text()
-        status.append(plain(self.state.nick), style="bold")
-        status.append(f"  {plain(self.server_label)}  ")
-        style = "green" if self.connection == "connected" else "bold red"
-        status.append(self.connection, style=style)
-        if self.config.insecure:
-            status.append("  INSECURE: certificate not checked", style="bold red")
-        if self.lag is not None and self.connection == "connected":
-            status.append(f"  lag {self.lag * 1000:.0f} ms", style="dim")
-        if self.session.unsent:
-            status.append(f"  {len(self.session.unsent)} unsent", style="bold yellow")
         typers = self.session.typers.get(self.state.current, {})
-        if typers:
-            names = ", ".join(plain(nick) for nick, _ in typers.values())
-            verb = "is" if len(typers) == 1 else "are"
-            status.append(f"  {names} {verb} typing…", style="italic")
-        self.query_one("#status", Static).update(status)
+        self.query_one("#status", StatusLine).show(
+            self.state.nick,
+            self.server_label,
+            self.connection,
+            insecure=self.config.insecure,
+            lag=self.lag,
+            unsent=len(self.session.unsent),
+            typers=[nick for nick, _ in typers.values()],
+        )
 
     def select_window(self, key: str) -> None:
         if key not in self.state.windows:
@@ -521,7 +469,7 @@ class TuichatApp(App[None]):
         self.select_window(self.state.current)
 
     def quit_chat(self, reason: str = "") -> None:
-        self._close_inbox()
+        self._inbox.close()
         self.client.quit(reason or "tuichat")
         self.exit()
 

@@ -12,7 +12,7 @@ import itertools
 import time
 from dataclasses import dataclass, field
 
-from tuichat.client_state import SERVER, Changes, ClientState, Entry, Window
+from tuichat.client_state import ERROR, SERVER, Changes, ClientState, Entry, Window
 from tuichat.net.protocol import Line, casefold, format_server_time
 
 HISTORY_PAGE = 100  # messages per CHATHISTORY request after a reconnect
@@ -30,6 +30,7 @@ class Actions:
     changes: Changes = field(default_factory=Changes)
     dividers: list[tuple[str, str]] = field(default_factory=list)  # (window key, text)
     status: bool = False  # the status line shows something that changed (typers, unsent)
+    note: str | None = None  # for the status line only, not the log (a retry that failed again)
     mark_read_after: float | None = None  # send the read marker after this many seconds
 
 
@@ -67,6 +68,9 @@ class Session:
         self._labels = itertools.count(1)
         self._typing_sent = 0.0
         self._typing_target = ""
+        self._drop_shown = (
+            False  # the log said the connection dropped (and not yet that it is back)
+        )
 
     # -- the connection ---------------------------------------------------------------------------
 
@@ -74,6 +78,9 @@ class Session:
         """Welcomed (again): join the channels, send what was typed meanwhile, fetch history."""
         self.caps = caps
         actions = Actions()
+        if self._drop_shown:
+            self._drop_shown = False
+            actions.changes.merge(self.state.info("reconnected", now, key=SERVER))
         if self.autojoin:
             if self.disconnected_at is not None:
                 self._rejoin_pending = {casefold(name) for name in self.autojoin}
@@ -102,8 +109,9 @@ class Session:
         self._maybe_reconnected()
         return actions
 
-    def disconnected(self, now: float) -> None:
-        """The connection dropped: remember where each window's history stood."""
+    def disconnected(self, reason: str, retry_in: float | None, now: float) -> Actions:
+        """The connection dropped (or an attempt failed; `retry_in` None: no more attempts):
+        remember where each window's history stood, fail what awaited an echo, and say so."""
         rejoin = self.state.disconnected()
         if rejoin:
             self.autojoin = rejoin
@@ -116,6 +124,21 @@ class Session:
                 for key, window in self.state.windows.items()
             }
         self.typers.clear()
+        actions = Actions()
+        actions.changes.merge(self.state.fail_pending("the connection dropped"))
+        # said once in the log (where the user is looking, and in the server window); later
+        # failed attempts only show on the status line
+        if self._drop_shown and retry_in is not None:
+            actions.note = reason
+            return actions
+        self._drop_shown = True
+        text = f"disconnected: {reason}"
+        if retry_in is not None:
+            text += " (reconnecting by itself)"
+        actions.changes.merge(self.state.info(text, now, kind=ERROR, key=SERVER))
+        if self.state.current != SERVER:
+            actions.changes.merge(self.state.info(text, now, kind=ERROR))
+        return actions
 
     def outgoing(self, line: Line | str) -> tuple[Line | str, str | None]:
         """The line as sent, and its label: a message the server will echo gets one, so that it

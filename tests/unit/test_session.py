@@ -63,7 +63,7 @@ def test_after_a_drop_exactly_what_was_missed_is_fetched_page_by_page() -> None:
     session.registered(HISTORY, T0)
     joined(state, session, "#c")
     feed(state, "@msgid=m1;time=2027-01-15T08:00:00.000Z :bob!b@h PRIVMSG #c :hi")
-    session.disconnected(T0 + 60)
+    session.disconnected("connection reset", 1.0, T0 + 60)
     assert session.disconnected_at == T0 + 60
     assert sent(session.registered(HISTORY, T0 + 120)) == ["JOIN #c"]
     # what arrives with the JOIN does not move the cursor past the gap
@@ -89,7 +89,7 @@ def test_lines_typed_while_disconnected_go_out_labelled_on_registering() -> None
     state = ClientState("me")
     session = Session(state)
     feed(state, ":me!u@h JOIN #c")
-    session.disconnected(T0)
+    session.disconnected("connection reset", 1.0, T0)
     item = session.keep_unsent(Line("PRIVMSG", ("#c", "are you there?")))
     changes = state.own_message("#c", "are you there?", T0)
     item.entries += changes.entries
@@ -100,7 +100,8 @@ def test_lines_typed_while_disconnected_go_out_labelled_on_registering() -> None
     assert session.unsent == []
     assert [entry for _, entry in actions.changes.updated] == [e for _, e in changes.entries]
     said = {(w.key, e.text) for w, e in actions.changes.entries}
-    assert said == {(key, "sent 1 line typed while disconnected") for key in (SERVER, "#c")}
+    sent_late = {(key, "sent 1 line typed while disconnected") for key in (SERVER, "#c")}
+    assert said == {(SERVER, "reconnected"), *sent_late}
 
 
 def test_without_echo_a_replayed_line_says_it_was_sent_late() -> None:
@@ -164,3 +165,24 @@ def test_a_closed_window_is_not_rejoined() -> None:
     session = Session(state, ["#a", "#b"])
     session.closed("#a")
     assert sent(session.registered(frozenset(), T0)) == ["JOIN #b"]
+
+
+def test_a_drop_is_said_once_in_the_log_and_the_return_too() -> None:
+    state = ClientState("me")
+    session = Session(state)
+    feed(state, ":me!u@h JOIN #c")
+    state.select("#c")
+    first = session.disconnected("connection reset", 1.0, T0)
+    said = [(w.key, e.kind, e.text) for w, e in first.changes.entries]
+    text = "disconnected: connection reset (reconnecting by itself)"
+    assert said == [(SERVER, "error", text), ("#c", "error", text)]
+    assert first.note is None
+    # the next attempts fail too: the status line only
+    again = session.disconnected("connection refused", 2.0, T0 + 1)
+    assert again.changes.entries == [] and again.note == "connection refused"
+    # no more attempts: said, whatever was said before
+    last = session.disconnected("giving up", None, T0 + 3)
+    assert [e.text for _, e in last.changes.entries][:1] == ["disconnected: giving up"]
+    back = session.registered(frozenset(), T0 + 4)
+    assert [(w.key, e.text) for w, e in back.changes.entries] == [(SERVER, "reconnected")]
+    assert session.registered(frozenset(), T0 + 5).changes.entries == []
