@@ -375,17 +375,7 @@ class TuichatApp(App[None]):
     # -- input ------------------------------------------------------------------------------------
 
     def _completions(self, word: str, at_start: bool) -> list[str]:
-        folded = casefold(word)
-        if at_start and word.startswith("/"):
-            pool = ["/" + name for name in commands.COMMANDS]
-        elif word[:1] in self.state.chantypes:
-            pool = [w.name for w in self.state.windows.values() if w.kind == "channel"]
-        else:
-            pool = sorted(self.state.nicks(self.state.current), key=casefold)
-            window = self.state.windows.get(self.state.current)
-            if window is not None and window.kind == "query":
-                pool.append(window.name)
-        return [name for name in pool if casefold(name).startswith(folded)]
+        return commands.completions(word, at_start, self.state)
 
     @on(Input.Changed, "#input")
     def on_input_changed(self, event: Input.Changed) -> None:

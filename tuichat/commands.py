@@ -1,15 +1,16 @@
 """What the user typed, turned into actions: lines to send and things to show. Pure.
 
 `interpret(text, window, nick)` returns a list of actions that the app carries out; it never
-touches the network or the screen itself, so every command can be unit-tested.
+touches the network or the screen itself, so every command can be unit-tested. `completions`
+says what Tab may complete a word to.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tuichat.client_state import ACTION, ERROR, INFO, MESSAGE, NOTICE, Window
-from tuichat.net.protocol import Line
+from tuichat.client_state import ACTION, ERROR, INFO, MESSAGE, NOTICE, ClientState, Window
+from tuichat.net.protocol import Line, casefold
 
 
 @dataclass(frozen=True)
@@ -249,3 +250,19 @@ def interpret(text: str, window: Window, chantypes: str = "#&") -> list[Action]:
     if command in ("quit", "exit"):
         return [Quit(rest)]
     return [Show(f"unknown command /{word} (try /help)", ERROR)]
+
+
+def completions(word: str, at_start: bool, state: ClientState) -> list[str]:
+    """What Tab may complete `word` to: a command at the start of the line, a channel, or a nick
+    of the current window (and a query's partner)."""
+    folded = casefold(word)
+    if at_start and word.startswith("/"):
+        pool = ["/" + name for name in COMMANDS]
+    elif word[:1] in state.chantypes:
+        pool = [w.name for w in state.windows.values() if w.kind == "channel"]
+    else:
+        pool = sorted(state.nicks(state.current), key=casefold)
+        window = state.windows.get(state.current)
+        if window is not None and window.kind == "query":
+            pool.append(window.name)
+    return [name for name in pool if casefold(name).startswith(folded)]

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tuichat.client_state import ACTION, ERROR, INFO, MESSAGE, NOTICE, Window
+from tuichat.client_state import ACTION, ERROR, INFO, MESSAGE, NOTICE, ClientState, Window
 from tuichat.commands import (
     COMMANDS,
     HELP,
@@ -19,9 +19,10 @@ from tuichat.commands import (
     Send,
     Show,
     ShowOwn,
+    completions,
     interpret,
 )
-from tuichat.net.protocol import Line
+from tuichat.net.protocol import Line, parse
 
 SERVER_WINDOW = Window("Example", "server")
 CHANNEL = Window("#chan", "channel")
@@ -342,3 +343,14 @@ def test_any_text_in_a_channel_is_sent_in_pieces_that_fit(text: str) -> None:
     for line in lines:
         assert line.command == "PRIVMSG"
         assert len(line.params[0].encode()) + len(line.params[1].encode()) <= MESSAGE_BYTES
+
+
+def test_completions_of_commands_channels_and_nicks() -> None:
+    state = ClientState("me")
+    for raw in (":me!u@h JOIN #chat", ":me!u@h JOIN #Chaos", ":Bob!b@h JOIN #chat"):
+        state.feed(parse(raw), 0.0)
+    state.select("#chat")
+    assert completions("/jo", True, state) == ["/join"]
+    assert completions("/jo", False, state) == []  # not at the start: a word
+    assert completions("#CH", False, state) == ["#chat", "#Chaos"]
+    assert completions("b", False, state) == ["Bob"]
