@@ -21,13 +21,13 @@ import queue
 import selectors
 import socket
 import ssl
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tuichat import gc_tuning, tls
+from tuichat.failures import Failures
 from tuichat.limits import address_key as _address_key
 from tuichat.net.protocol import Line, LineBuffer, ParseError, TooLong, parse
 from tuichat.state import Config, Outbox, State, User
@@ -54,7 +54,6 @@ WRITERS = 2  # threads that send; each connection belongs to one
 FULL_GC_EVERY = 3600.0  # seconds between full collections of frozen objects (gc_tuning)
 PRUNE_EVERY = 3600.0  # seconds between prunings of old history
 PRUNE_RETRY = 60.0  # after a failed pruning, the first wait; it doubles up to PRUNE_EVERY
-REPEAT_LOG = 600.0  # a job that keeps failing is logged again at most this often
 # how long stop() waits for the state lock before it shuts down without it
 STOP_LOCK_WAIT = 0.5
 
@@ -159,53 +158,6 @@ class TokenBucket:
     def wait_time(self) -> float:
         """Seconds until the next line may be handled."""
         return max(0.001, (1.0 - self.tokens) / self.rate) if self.rate > 0 else 0.0
-
-
-class Failures:
-    """socketserver's `handle_error` for the jobs of a long-lived thread (the reaper, a writer,
-    the accept loop): a job that raises is logged and the thread goes on.
-
-    The first failure of a job is logged with its traceback; while it keeps failing, a line with
-    the count at most every REPEAT_LOG seconds (a job of every second must not fill the log);
-    when it works again, one line says so."""
-
-    __slots__ = ("_failing", "_thread")
-
-    def __init__(self, thread: str) -> None:
-        self._thread = thread
-        # job -> [failures, when last logged (monotonic)]
-        self._failing: dict[str, list[float]] = {}
-
-    def failed(self, job: str, retry: str = "") -> None:
-        """Log the exception being handled, unless this job's failure was logged lately."""
-        now = time.monotonic()
-        state = self._failing.get(job)
-        if state is None:
-            self._failing[job] = [1, now]
-            log.exception("%s: %s failed%s", self._thread, job, retry)
-            return
-        state[0] += 1
-        if now - state[1] >= REPEAT_LOG:
-            state[1] = now
-            error = sys.exc_info()[1]
-            log.error(
-                "%s: %s still failing (%d times): %r%s", self._thread, job, state[0], error, retry
-            )
-
-    def succeeded(self, job: str) -> None:
-        state = self._failing.pop(job, None) if self._failing else None
-        if state is not None:
-            log.warning("%s: %s works again after %d failures", self._thread, job, int(state[0]))
-
-    def run(self, job: str, work: Callable[..., object], *args: object, retry: str = "") -> bool:
-        """Do `work(*args)`; False (logged as above) if it raised."""
-        try:
-            work(*args)
-        except Exception:
-            self.failed(job, retry)
-            return False
-        self.succeeded(job)
-        return True
 
 
 class Reader:
@@ -441,7 +393,7 @@ class Writer(threading.Thread):
         self._stopping = False
         self._pipe_lock = threading.Lock()
         self._pipe_closed = False
-        self._failures = Failures("writer")
+        self._failures = Failures("writer", log)
 
     def schedule(self, conn: Connection) -> None:
         """Have `conn`'s buffer sent (from any thread)."""
@@ -707,7 +659,7 @@ class OutputBudget:
     def _wake_victims(self) -> None:
         """The cutter thread: wakes the reader threads of the connections a trim cut off (they
         finish, and their queues are freed), and logs it, away from the writers."""
-        failures = Failures("cutter")
+        failures = Failures("cutter", log)
         while (work := self._victims.get()) is not None:
             victims, among, took = work
             for size, conn in victims:
@@ -810,7 +762,7 @@ class Server:
         if self.store is not None:
             # a history that cannot be pruned now (disk full) does not keep the server down:
             # the reaper tries again
-            startup = Failures("startup")
+            startup = Failures("startup", log)
             self._pruned = startup.run(
                 "pruning history", self._prune, self.clock(), retry=" (the reaper retries)"
             ) and startup.run(
@@ -919,7 +871,7 @@ class Server:
             for listener, context in self._listeners:
                 selector.register(listener, selectors.EVENT_READ, context)
             selector.register(self._wake_r, selectors.EVENT_READ)
-            failures = Failures("accept loop")
+            failures = Failures("accept loop", log)
             while not self._stopping.is_set():
                 try:
                     for key, _ in selector.select():
@@ -1247,7 +1199,7 @@ class Server:
         next_collect = time.monotonic() + FULL_GC_EVERY
         # every job is guarded (socketserver's handle_error): the reaper outlives any one failure,
         # or registration and ping timeouts would end for good
-        failures = Failures("reaper")
+        failures = Failures("reaper", log)
         while not self._stopping.wait(interval):
             if time.monotonic() >= next_collect:
                 # cycles among frozen objects (see gc_tuning): one full collection an hour

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import random
 import socket
 import ssl
@@ -21,7 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuichat import tls
+from tuichat.failures import Failures
 from tuichat.net.protocol import Line, LineBuffer, ParseError, TooLong, parse
+
+log = logging.getLogger("tuichat.client")
 
 DEFAULT_PORT = 6667
 LAG_INTERVAL = 30.0  # seconds between lag probes
@@ -178,6 +182,8 @@ class Client:
         self._port = config.port  # the port it is on (an STS policy may have changed it)
         self._sts_port: int | None = None  # TLS here from now on: the server said so (STS)
         self._upgrade: str | None = None  # why this plain-text session ends to go TLS
+        self._broken: str | None = None  # why this session's own state cannot be trusted
+        self._failures = Failures("connection", log)
 
     @property
     def connected(self) -> bool:
@@ -237,9 +243,7 @@ class Client:
         try:
             self._on_event(event)
         except Exception:  # a broken callback must not kill the connection
-            import logging
-
-            logging.getLogger("tuichat.client").exception("event callback failed")
+            log.exception("event callback failed")
 
     def _run(self) -> None:
         c = self.config
@@ -256,8 +260,15 @@ class Client:
             except TrustRefused as error:
                 reason = str(error)
                 self._give_up = reason
+            except Exception:  # a bug must not end the thread: this attempt failed, the next one
+                self._failures.failed("connecting")
+                reason = "the client failed to connect (an internal error, logged)"
             else:
-                reason = self._session(sock)
+                try:
+                    reason = self._session(sock)
+                except Exception:  # as a lost connection: `_session` closed the socket
+                    self._failures.failed("the session")
+                    reason = "the client failed (an internal error, logged)"
                 if self._registered:
                     attempt = 1
             self._registered = False
@@ -377,6 +388,7 @@ class Client:
         self.nick = c.nick
         self._lag_sent = None
         self._error = None
+        self._broken = None
         self.caps = frozenset()
         self._offered = {}
         self._cap_done = False
@@ -408,6 +420,9 @@ class Client:
                     if self._upgrade is not None:
                         reason = self._upgrade
                         break
+                    if self._broken is not None:
+                        reason = self._broken
+                        break
                 now = time.monotonic()
                 if now >= self._next_probe and self._registered:
                     if self._lag_sent is None:
@@ -436,7 +451,22 @@ class Client:
                 line = parse(item)
             except ParseError:
                 continue
-            if self._handle(line):
+            try:
+                passed = self._handle(line)
+            except Exception:
+                # confined to this line. Before registration, CAP, SASL and the nick fallback
+                # are a state machine this line may have left half-way: start afresh, as after a
+                # lost connection. After it, each line's handling stands alone: go on.
+                self._failures.failed("handling a line", f" ({line.command})")
+                if not self._registered:
+                    self._broken = (
+                        f"the client failed handling the server's {line.command} (logged)"
+                    )
+                    break
+                passed = True  # what failed was the connection's own reaction; the app sees it
+            else:
+                self._failures.succeeded("handling a line")
+            if passed:
                 lines.append(line)
             if line.command == "ERROR" and line.params:
                 self._error = line.params[0]
