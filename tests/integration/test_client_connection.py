@@ -1,14 +1,20 @@
-"""The client's connection thread (`tuichat.net.Client`) against a real server on 127.0.0.1 port 0:
-an exception while handling one received line stays with that line (or, before registration,
-that connection), and the thread goes on delivering and reconnecting (issue 11).
+"""The client's connection thread (`tuichat.net.Client`) against real peers on 127.0.0.1 port 0
+(issue 11):
 
-Faults are injected by making one method of the client under test raise once; they are logged as
-errors on purpose, so these tests check the log themselves."""
+- an exception while handling one received line stays with that line (or, before registration,
+  that connection), and the thread goes on delivering and reconnecting. Faults are injected by
+  making one method of the client under test raise once; they are logged as errors on purpose,
+  so these tests check the log themselves;
+- `send` only queues: against a peer that accepts and never reads, it returns at once however
+  full the socket is, the lines arrive in order once the peer reads, and past the send buffer's
+  bound the client drops the connection and makes a new one."""
 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,7 +26,7 @@ from tuichat.net.protocol import Line
 from tuichat.server import Server, ServerConfig
 from tuichat.state import Config
 
-from .helpers import HOST, Client
+from .helpers import HOST, Client, read_until_closed
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -153,3 +159,88 @@ def test_a_line_whose_handling_raised_before_registration_restarts_the_connectio
     logged = errors(caplog)
     assert [r.getMessage() for r in logged] == ["connection: handling a line failed (CAP)"]
     assert logged[0].exc_info is not None and logged[0].exc_info[0] is Injected
+
+
+@pytest.fixture
+def deaf_peer() -> Iterator[socket.socket]:
+    """A listening socket whose connections are accepted by the test and never read from (a
+    small receive buffer, so that the client's socket fills soon)."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    listener.bind((HOST, 0))
+    listener.listen()
+    listener.settimeout(10)
+    yield listener
+    listener.close()
+
+
+LINE = "PRIVMSG #c :{:06d} " + "x" * 379  # with CRLF, 400 bytes
+# more than the kernel's buffers on both ends hold (tcp_wmem's maximum is 4 MiB on Linux)
+MANY = 15_000
+
+
+def held(client: net.Client, timeout: float = 10) -> int:
+    """Once the connection's thread has taken all that was queued: the bytes the socket did not
+    take (more than 0 when it is full)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with client._send_lock:
+            if not client._queue:
+                return client._unsent
+        assert time.monotonic() < deadline, "the connection's thread takes nothing"
+        time.sleep(0.001)
+
+
+def test_send_returns_at_once_while_the_peer_reads_nothing_and_the_lines_arrive_in_order(
+    deaf_peer: socket.socket, make_client: Callable[..., tuple[net.Client, Events]]
+) -> None:
+    client, events = make_client(deaf_peer.getsockname()[1], send_buffer=2 * MANY * 400)
+    client.start()
+    peer, _ = deaf_peer.accept()
+    with peer:
+        events.wait_for(lambda seen: any(isinstance(e, net.Connected) for e in seen))
+        for n in range(MANY):  # 6 MB that nobody reads: a blocking send would wait here
+            assert client.send(LINE.format(n)), f"send {n} refused"
+        assert held(client) > 0, "the kernel took it all: the socket was never full"
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # quicker now
+        peer.settimeout(10)
+        received = b""
+        while received.count(b"PRIVMSG") < MANY:  # the peer reads at last: everything comes
+            data = peer.recv(1 << 20)
+            assert data, "closed before all lines came"
+            received += data
+        client.quit("bye")  # and the QUIT after them
+        received += read_until_closed(peer)
+    lines = received.decode().split("\r\n")
+    assert lines[:3] == ["CAP LS :302", "NICK :amy", "USER tuichat 0 * :tuichat user"]
+    assert lines[3:] == [LINE.format(n) for n in range(MANY)] + ["QUIT :bye", ""]
+
+
+def test_a_peer_that_leaves_the_send_buffer_full_is_dropped_and_the_client_reconnects(
+    deaf_peer: socket.socket, make_client: Callable[..., tuple[net.Client, Events]]
+) -> None:
+    client, events = make_client(deaf_peer.getsockname()[1])
+    client.start()
+    first, _ = deaf_peer.accept()
+    with first:
+        events.wait_for(lambda seen: any(isinstance(e, net.Connected) for e in seen))
+        sent = 0
+        while not held(client):  # first the kernel's buffers fill...
+            for n in range(sent, sent + 100):
+                assert client.send(LINE.format(n))
+            sent += 100
+            assert sent < MANY, "the kernel takes it all"
+        # ...then the send buffer, which has a bound of its own
+        more = range(sent, sent + MANY)
+        refused = next((n for n in more if not client.send(LINE.format(n))), None)
+        assert refused is not None, "the send buffer has no bound"
+        assert refused * 400 > client.config.send_buffer  # what the kernel holds is not counted
+        second, _ = deaf_peer.accept()  # made afresh...
+        with second:
+            events.wait_for(lambda seen: any(isinstance(e, net.Disconnected) for e in seen))
+            (dropped,) = [e for e in events.events if isinstance(e, net.Disconnected)]
+            assert "stopped reading" in dropped.reason and dropped.retry_in is not None
+            assert [e.attempt for e in events.events if isinstance(e, net.Connecting)] == [1, 2]
+            second.settimeout(10)
+            assert second.recv(65536).startswith(b"CAP LS :302\r\n")  # ...and registering again
+            assert client.send("PING :fresh")
