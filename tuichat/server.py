@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from tuichat import gc_tuning, tls
 from tuichat.failures import Failures
 from tuichat.limits import address_key as _address_key
-from tuichat.net.protocol import Line, LineBuffer, ParseError, TooLong, parse
+from tuichat.net.protocol import Line, LineBuffer, ParseError, TooLong, Unparsable, parse
 from tuichat.state import Config, Outbox, State, User
 from tuichat.store import Store
 
@@ -90,14 +90,13 @@ class ServerConfig:
 
 # lines that cost nothing against flood control: keeping the connection alive and negotiating
 FREE_COMMANDS = frozenset({"PING", "PONG", "CAP"})
+# what a client's reader thread gets from `LineBuffer.lines`; every one waits its flood-control
+# turn, a line that is too long or not IRC too
+Received = Line | TooLong | Unparsable
 
 
-def _free(item: str | TooLong) -> bool:
-    if isinstance(item, TooLong):
-        return False
-    start = item.find(" ") + 1 if item.startswith("@") else 0
-    end = item.find(" ", start)
-    return item[start : end if end >= 0 else len(item)].upper() in FREE_COMMANDS
+def _free(item: Received) -> bool:
+    return type(item) is Line and item.command in FREE_COMMANDS
 
 
 # commands whose parameters are secrets, and how many leading parameters stay readable
@@ -163,14 +162,16 @@ class TokenBucket:
 class Reader:
     """One client's input: received bytes cut into lines that wait for the flood control."""
 
-    __slots__ = ("bucket", "buffer", "conn", "ended", "flood_queue", "reason", "waiting")
+    __slots__ = ("bucket", "buffer", "conn", "ended", "flood_queue", "reason", "seen", "waiting")
 
-    def __init__(self, conn: Connection, config: ServerConfig) -> None:
+    def __init__(self, conn: Connection, config: ServerConfig, debug: bool = False) -> None:
         self.conn = conn
         self.buffer = LineBuffer()
         self.bucket = TokenBucket(config.flood_burst, config.flood_rate)
         self.flood_queue = config.flood_queue if config.flood_rate > 0 else 1 << 30
-        self.waiting: collections.deque[str | TooLong] = collections.deque()
+        # parsed as they come (outside the state lock), then waiting for the flood control
+        self.waiting: collections.deque[Received] = collections.deque()
+        self.seen = self._log_received if debug else None
         self.reason = "Remote host closed the connection"
         self.ended = False
 
@@ -224,8 +225,11 @@ class Reader:
                 self.ended = True
                 return False
         if data:
-            self.waiting.extend(self.buffer.feed(data))
+            self.waiting.extend(self.buffer.lines(data, self.seen))
         return True
+
+    def _log_received(self, text: str) -> None:
+        log.debug("%s <- %r", self.conn.address, redacted(text))
 
     def flooding(self, exempt: bool) -> bool:
         return len(self.waiting) > self.flood_queue and not exempt
@@ -987,8 +991,8 @@ class Server:
                 self._threads_done.notify_all()
 
     def _serve(self, conn: Connection, user: User) -> None:
-        reader = Reader(conn, self.config)
         debug = log.isEnabledFor(logging.DEBUG)
+        reader = Reader(conn, self.config, debug)
         waiting = reader.waiting
         try:
             if conn.tls is not None and not self._handshake(conn, conn.tls):
@@ -1019,7 +1023,7 @@ class Server:
                         while waiting and (_free(waiting[0]) or reader.bucket.take()):
                             batch.append(waiting.popleft())
                     if batch:
-                        rest, cost = self._handle_batch(conn, user, batch, debug)
+                        rest, cost = self._handle_batch(user, batch)
                         if rest:  # after a big reply: they wait their turn again
                             waiting.extendleft(reversed(rest))
                             if not exempt:
@@ -1050,9 +1054,7 @@ class Server:
         """Server operators are not throttled."""
         return "o" in user.modes
 
-    def _handle_batch(
-        self, conn: Connection, user: User, items: list[str | TooLong], debug: bool
-    ) -> tuple[list[str | TooLong], int]:
+    def _handle_batch(self, user: User, items: list[Received]) -> tuple[list[Received], int]:
         """Handle lines under the state lock and deliver what they decided.
 
         Two kinds of line end the batch, and the lines after them are returned (to be handled
@@ -1064,7 +1066,7 @@ class Server:
         So a client's answers keep the order of its requests."""
         state = self.state
         out = Outbox(render_later=True)
-        rest: list[str | TooLong] = []
+        rest: list[Received] = []
         # Delivering (appending to buffers, no system call) under the state lock keeps every
         # client's view in the order the state changed: nobody gets a channel's message before
         # their own JOIN or after their own PART.
@@ -1074,16 +1076,11 @@ class Server:
                 for index, item in enumerate(items):
                     if user.gone:
                         break
-                    if isinstance(item, TooLong):
-                        state.input_too_long(user, out)
-                        continue
-                    if debug:
-                        log.debug("%s <- %r", conn.address, redacted(item))
-                    try:
-                        line = parse(item)
-                    except ParseError:
-                        continue
-                    state.handle(user, line, now, out)
+                    if type(item) is not Line:
+                        if isinstance(item, TooLong):
+                            state.input_too_long(user, out)
+                        continue  # Unparsable: no reply, as IRC servers do
+                    state.handle(user, item, now, out)
                     if out.later or out.cost or out.deferred:
                         rest = items[index + 1 :]
                         break

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tuichat import tls
 from tuichat.failures import Failures
-from tuichat.net.protocol import Line, LineBuffer, ParseError, TooLong, parse
+from tuichat.net.protocol import Line, LineBuffer
 
 log = logging.getLogger("tuichat.client")
 
@@ -571,13 +571,9 @@ class Client:
 
     def _receive(self, buffer: LineBuffer, data: bytes) -> None:
         lines: list[Line] = []
-        for item in buffer.feed(data):
-            if isinstance(item, TooLong):
-                continue
-            try:
-                line = parse(item)
-            except ParseError:
-                continue
+        for line in buffer.lines(data):
+            if not isinstance(line, Line):
+                continue  # too long, or not IRC: nothing to answer or show
             try:
                 passed = self._handle(line)
             except Exception:
