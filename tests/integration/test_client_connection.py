@@ -6,27 +6,31 @@
   making one method of the client under test raise once; they are logged as errors on purpose,
   so these tests check the log themselves;
 - `send` only queues: against a peer that accepts and never reads, it returns at once however
-  full the socket is, the lines arrive in order once the peer reads, and past the send buffer's
-  bound the client drops the connection and makes a new one."""
+  full the socket is, the lines arrive in order once the peer reads (with TLS too: the queue goes
+  through the session's one write path), and past the send buffer's bound the client drops the
+  connection and makes a new one."""
 
 from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tuichat import tls
 from tuichat.net import client as net
 from tuichat.net.client import ClientConfig
 from tuichat.net.protocol import Line
 from tuichat.server import Server, ServerConfig
 from tuichat.state import Config
 
-from .helpers import HOST, Client, read_until_closed
+from .helpers import HOST, Client
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -191,26 +195,45 @@ def held(client: net.Client, timeout: float = 10) -> int:
         time.sleep(0.001)
 
 
+@pytest.fixture(scope="module")
+def tls_context(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+    """A server-side context with a self-signed certificate (the client runs with `insecure`)."""
+    where: Path = tmp_path_factory.mktemp("tls")
+    tls.make_self_signed(where / "cert.pem", where / "key.pem", "tuichat-test")
+    return tls.server_context(where / "cert.pem", where / "key.pem")
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["plain", "tls"])
 def test_send_returns_at_once_while_the_peer_reads_nothing_and_the_lines_arrive_in_order(
-    deaf_peer: socket.socket, make_client: Callable[..., tuple[net.Client, Events]]
+    deaf_peer: socket.socket,
+    make_client: Callable[..., tuple[net.Client, Events]],
+    tls_context: ssl.SSLContext,
+    secure: bool,
 ) -> None:
-    client, events = make_client(deaf_peer.getsockname()[1], send_buffer=2 * MANY * 400)
+    port = deaf_peer.getsockname()[1]
+    client, events = make_client(port, send_buffer=2 * MANY * 400, tls=secure, insecure=secure)
     client.start()
-    peer, _ = deaf_peer.accept()
+    accepted, _ = deaf_peer.accept()
+    accepted.settimeout(10)
+    peer = tls_context.wrap_socket(accepted, server_side=True) if secure else accepted
     with peer:
         events.wait_for(lambda seen: any(isinstance(e, net.Connected) for e in seen))
         for n in range(MANY):  # 6 MB that nobody reads: a blocking send would wait here
             assert client.send(LINE.format(n)), f"send {n} refused"
         assert held(client) > 0, "the kernel took it all: the socket was never full"
         peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # quicker now
-        peer.settimeout(10)
         received = b""
-        while received.count(b"PRIVMSG") < MANY:  # the peer reads at last: everything comes
-            data = peer.recv(1 << 20)
-            assert data, "closed before all lines came"
-            received += data
-        client.quit("bye")  # and the QUIT after them
-        received += read_until_closed(peer)
+
+        def read_until(done: Callable[[], bool]) -> None:
+            nonlocal received
+            while not done():
+                data = peer.recv(1 << 20)
+                assert data, "closed before all lines came"
+                received += data
+
+        read_until(lambda: received.count(b"PRIVMSG") == MANY)  # the peer reads: all of it
+        client.quit("bye")  # the thread sends it as it closes
+        read_until(lambda: received.endswith(b"\r\nQUIT :bye\r\n"))
     lines = received.decode().split("\r\n")
     assert lines[:3] == ["CAP LS :302", "NICK :amy", "USER tuichat 0 * :tuichat user"]
     assert lines[3:] == [LINE.format(n) for n in range(MANY)] + ["QUIT :bye", ""]

@@ -255,7 +255,8 @@ class Client:
         self._trust_answered.set()
 
     def quit(self, reason: str = "") -> None:
-        """Send QUIT and close, without reconnecting."""
+        """Send QUIT (if the socket takes it at once: see `close`) and close, without
+        reconnecting."""
         self._stopping.set()
         self.send(Line("QUIT", (reason,) if reason else ()))
         self.close()
