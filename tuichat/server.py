@@ -21,15 +21,23 @@ import queue
 import selectors
 import socket
 import ssl
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tuichat import gc_tuning, tls
+from tuichat.failures import Failures
 from tuichat.limits import address_key as _address_key
-from tuichat.net.protocol import DEFAULT_PORT, Line, LineBuffer, ParseError, TooLong, parse
+from tuichat.net.protocol import (
+    DEFAULT_PORT,
+    Line,
+    LineBuffer,
+    ParseError,
+    TooLong,
+    Unparsable,
+    parse,
+)
 from tuichat.state import Config, Outbox, State, User
 from tuichat.store import Store
 
@@ -53,7 +61,6 @@ WRITERS = 2  # threads that send; each connection belongs to one
 FULL_GC_EVERY = 3600.0  # seconds between full collections of frozen objects (gc_tuning)
 PRUNE_EVERY = 3600.0  # seconds between prunings of old history
 PRUNE_RETRY = 60.0  # after a failed pruning, the first wait; it doubles up to PRUNE_EVERY
-REPEAT_LOG = 600.0  # a job that keeps failing is logged again at most this often
 # how long stop() waits for the state lock before it shuts down without it
 STOP_LOCK_WAIT = 0.5
 
@@ -91,14 +98,13 @@ class ServerConfig:
 # lines that cost nothing against flood control (keeping the connection alive, negotiating): as
 # their specs declare
 FREE_COMMANDS = frozenset(name for name, spec in State.commands.items() if spec.free)
+# what a client's reader thread gets from `LineBuffer.lines`; every one waits its flood-control
+# turn, a line that is too long or not IRC too
+Received = Line | TooLong | Unparsable
 
 
-def _free(item: str | TooLong) -> bool:
-    if isinstance(item, TooLong):
-        return False
-    start = item.find(" ") + 1 if item.startswith("@") else 0
-    end = item.find(" ", start)
-    return item[start : end if end >= 0 else len(item)].upper() in FREE_COMMANDS
+def _free(item: Received) -> bool:
+    return type(item) is Line and item.command in FREE_COMMANDS
 
 
 # commands whose parameters are secrets, and how many leading parameters stay readable
@@ -161,64 +167,19 @@ class TokenBucket:
         return max(0.001, (1.0 - self.tokens) / self.rate) if self.rate > 0 else 0.0
 
 
-class Failures:
-    """socketserver's `handle_error` for the jobs of a long-lived thread (the reaper, a writer,
-    the accept loop): a job that raises is logged and the thread goes on.
-
-    The first failure of a job is logged with its traceback; while it keeps failing, a line with
-    the count at most every REPEAT_LOG seconds (a job of every second must not fill the log);
-    when it works again, one line says so."""
-
-    __slots__ = ("_failing", "_thread")
-
-    def __init__(self, thread: str) -> None:
-        self._thread = thread
-        # job -> [failures, when last logged (monotonic)]
-        self._failing: dict[str, list[float]] = {}
-
-    def failed(self, job: str, retry: str = "") -> None:
-        """Log the exception being handled, unless this job's failure was logged lately."""
-        now = time.monotonic()
-        state = self._failing.get(job)
-        if state is None:
-            self._failing[job] = [1, now]
-            log.exception("%s: %s failed%s", self._thread, job, retry)
-            return
-        state[0] += 1
-        if now - state[1] >= REPEAT_LOG:
-            state[1] = now
-            error = sys.exc_info()[1]
-            log.error(
-                "%s: %s still failing (%d times): %r%s", self._thread, job, state[0], error, retry
-            )
-
-    def succeeded(self, job: str) -> None:
-        state = self._failing.pop(job, None) if self._failing else None
-        if state is not None:
-            log.warning("%s: %s works again after %d failures", self._thread, job, int(state[0]))
-
-    def run(self, job: str, work: Callable[..., object], *args: object, retry: str = "") -> bool:
-        """Do `work(*args)`; False (logged as above) if it raised."""
-        try:
-            work(*args)
-        except Exception:
-            self.failed(job, retry)
-            return False
-        self.succeeded(job)
-        return True
-
-
 class Reader:
     """One client's input: received bytes cut into lines that wait for the flood control."""
 
-    __slots__ = ("bucket", "buffer", "conn", "ended", "flood_queue", "reason", "waiting")
+    __slots__ = ("bucket", "buffer", "conn", "ended", "flood_queue", "reason", "seen", "waiting")
 
-    def __init__(self, conn: Connection, config: ServerConfig) -> None:
+    def __init__(self, conn: Connection, config: ServerConfig, debug: bool = False) -> None:
         self.conn = conn
         self.buffer = LineBuffer()
         self.bucket = TokenBucket(config.flood_burst, config.flood_rate)
         self.flood_queue = config.flood_queue if config.flood_rate > 0 else 1 << 30
-        self.waiting: collections.deque[str | TooLong] = collections.deque()
+        # parsed as they come (outside the state lock), then waiting for the flood control
+        self.waiting: collections.deque[Received] = collections.deque()
+        self.seen = self._log_received if debug else None
         self.reason = "Remote host closed the connection"
         self.ended = False
 
@@ -272,8 +233,11 @@ class Reader:
                 self.ended = True
                 return False
         if data:
-            self.waiting.extend(self.buffer.feed(data))
+            self.waiting.extend(self.buffer.lines(data, self.seen))
         return True
+
+    def _log_received(self, text: str) -> None:
+        log.debug("%s <- %r", self.conn.address, redacted(text))
 
     def flooding(self, exempt: bool) -> bool:
         return len(self.waiting) > self.flood_queue and not exempt
@@ -441,7 +405,7 @@ class Writer(threading.Thread):
         self._stopping = False
         self._pipe_lock = threading.Lock()
         self._pipe_closed = False
-        self._failures = Failures("writer")
+        self._failures = Failures("writer", log)
 
     def schedule(self, conn: Connection) -> None:
         """Have `conn`'s buffer sent (from any thread)."""
@@ -707,7 +671,7 @@ class OutputBudget:
     def _wake_victims(self) -> None:
         """The cutter thread: wakes the reader threads of the connections a trim cut off (they
         finish, and their queues are freed), and logs it, away from the writers."""
-        failures = Failures("cutter")
+        failures = Failures("cutter", log)
         while (work := self._victims.get()) is not None:
             victims, among, took = work
             for size, conn in victims:
@@ -810,7 +774,7 @@ class Server:
         if self.store is not None:
             # a history that cannot be pruned now (disk full) does not keep the server down:
             # the reaper tries again
-            startup = Failures("startup")
+            startup = Failures("startup", log)
             self._pruned = startup.run(
                 "pruning history", self._prune, self.clock(), retry=" (the reaper retries)"
             ) and startup.run(
@@ -919,7 +883,7 @@ class Server:
             for listener, context in self._listeners:
                 selector.register(listener, selectors.EVENT_READ, context)
             selector.register(self._wake_r, selectors.EVENT_READ)
-            failures = Failures("accept loop")
+            failures = Failures("accept loop", log)
             while not self._stopping.is_set():
                 try:
                     for key, _ in selector.select():
@@ -1035,8 +999,8 @@ class Server:
                 self._threads_done.notify_all()
 
     def _serve(self, conn: Connection, user: User) -> None:
-        reader = Reader(conn, self.config)
         debug = log.isEnabledFor(logging.DEBUG)
+        reader = Reader(conn, self.config, debug)
         waiting = reader.waiting
         try:
             if conn.tls is not None and not self._handshake(conn, conn.tls):
@@ -1067,7 +1031,7 @@ class Server:
                         while waiting and (_free(waiting[0]) or reader.bucket.take()):
                             batch.append(waiting.popleft())
                     if batch:
-                        rest, cost = self._handle_batch(conn, user, batch, debug)
+                        rest, cost = self._handle_batch(user, batch)
                         if rest:  # after a big reply: they wait their turn again
                             waiting.extendleft(reversed(rest))
                             if not exempt:
@@ -1098,9 +1062,7 @@ class Server:
         """Server operators are not throttled."""
         return "o" in user.modes
 
-    def _handle_batch(
-        self, conn: Connection, user: User, items: list[str | TooLong], debug: bool
-    ) -> tuple[list[str | TooLong], int]:
+    def _handle_batch(self, user: User, items: list[Received]) -> tuple[list[Received], int]:
         """Handle lines under the state lock and deliver what they decided.
 
         Two kinds of line end the batch, and the lines after them are returned (to be handled
@@ -1112,7 +1074,7 @@ class Server:
         So a client's answers keep the order of its requests."""
         state = self.state
         out = Outbox(render_later=True)
-        rest: list[str | TooLong] = []
+        rest: list[Received] = []
         # Delivering (appending to buffers, no system call) under the state lock keeps every
         # client's view in the order the state changed: nobody gets a channel's message before
         # their own JOIN or after their own PART.
@@ -1122,16 +1084,11 @@ class Server:
                 for index, item in enumerate(items):
                     if user.gone:
                         break
-                    if isinstance(item, TooLong):
-                        state.input_too_long(user, out)
-                        continue
-                    if debug:
-                        log.debug("%s <- %r", conn.address, redacted(item))
-                    try:
-                        line = parse(item)
-                    except ParseError:
-                        continue
-                    state.handle(user, line, now, out)
+                    if type(item) is not Line:
+                        if isinstance(item, TooLong):
+                            state.input_too_long(user, out)
+                        continue  # Unparsable: no reply, as IRC servers do
+                    state.handle(user, item, now, out)
                     if out.later or out.cost or out.deferred:
                         rest = items[index + 1 :]
                         break
@@ -1243,7 +1200,7 @@ class Server:
         next_collect = time.monotonic() + FULL_GC_EVERY
         # every job is guarded (socketserver's handle_error): the reaper outlives any one failure,
         # or registration and ping timeouts would end for good
-        failures = Failures("reaper")
+        failures = Failures("reaper", log)
         while not self._stopping.wait(interval):
             if time.monotonic() >= next_collect:
                 # cycles among frozen objects (see gc_tuning): one full collection an hour

@@ -260,7 +260,8 @@ class MemoryTLS:
 
 class SecureSocket:
     """TLS over a connected socket, on memory buffers: one thread receives, any thread sends
-    (in order, under `_send`)."""
+    (in order, under `_send`). The client's connection thread, which owns its socket, uses
+    `sock` and `session` directly instead, without blocking."""
 
     def __init__(self, sock: socket.socket, context: ssl.SSLContext, hostname: str | None) -> None:
         self.sock = sock
@@ -275,6 +276,10 @@ class SecureSocket:
 
     def peer_certificate(self) -> bytes | None:
         return self._session.peer_certificate()
+
+    @property
+    def session(self) -> MemoryTLS:
+        return self._session
 
     def _flush(self) -> None:
         with self._send:

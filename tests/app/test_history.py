@@ -24,7 +24,6 @@ from textual.pilot import Pilot
 from tuichat import app as app_module
 from tuichat import session as session_module
 from tuichat.app import TuichatApp
-from tuichat.net import client as net
 from tuichat.net.protocol import Line
 from tuichat.server import Server
 from tuichat.state import Config
@@ -421,9 +420,11 @@ async def test_part_and_join_again_fetches_the_gap_without_calling_it_a_disconne
 
 
 class SlowReaderApp(TuichatApp):
-    """The app, with a connection thread that, once `hold` is set, stops after registering
-    until `release` is set (the app itself goes on and rejoins): whatever the server answers
-    meanwhile then comes in one `recv()`, as it may on a loaded machine or a slow network."""
+    """The app, with a connection thread that, once `hold` is set, stops reading after it has
+    written the first `hold_after` line the app sends (the app rejoins, and sends what was
+    typed) until `release` is set: whatever the server answers meanwhile then comes in one
+    `recv()`, as it may on a loaded machine or a slow network. (The thread writes what the app
+    queues, so it is held after writing, in the step that writes.)"""
 
     CSS_PATH = str(Path(app_module.__file__).parent / "styles.tcss")  # not next to this file
 
@@ -433,11 +434,25 @@ class SlowReaderApp(TuichatApp):
         )
         self.hold = threading.Event()
         self.release = threading.Event()
+        self.hold_after = "JOIN"
+        queued = threading.Event()
+        send, flush = self.client.send, self.client._flush
 
-    def _on_client_event(self, event: net.ClientEvent) -> None:
-        super()._on_client_event(event)
-        if isinstance(event, net.Registered) and self.hold.is_set():
-            self.release.wait(5)
+        def send_noting(line: Line | str) -> bool:
+            sent = send(line)
+            if self.hold.is_set() and isinstance(line, Line) and line.command == self.hold_after:
+                queued.set()
+            return sent
+
+        def flush_then_hold(raw: Any, out: bytearray, session: Any) -> None:
+            written = queued.is_set()  # queued before this step: it goes in it
+            flush(raw, out, session)
+            if written and not out and self.hold.is_set():
+                self.hold.clear()
+                self.release.wait(5)
+
+        self.client.send = send_noting  # type: ignore[method-assign]
+        self.client._flush = flush_then_hold  # type: ignore[method-assign]
 
 
 @pytest.mark.parametrize("with_the_join", ["our line typed while down", "alice's next line"])
@@ -456,6 +471,7 @@ async def test_a_line_in_the_same_read_as_our_join_leaves_no_gap(
         await crash(pilot, server)
         if with_the_join == "our line typed while down":
             await submit(pilot, "typed while down")
+            app.hold_after = "PRIVMSG"  # sent after the JOIN
 
         app.hold.set()
         alice = restart("missed 1", "missed 2")

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from tuichat.net.protocol import parse
 from tuichat.server import ServerConfig
 
 from .helpers import Client, Connect, StartServer, pump
@@ -156,7 +157,7 @@ def test_lines_before_a_reset_are_still_read(start_server: StartServer, size: in
             reader.read(block=True)
             lines.extend(reader.waiting)
             reader.waiting.clear()
-        assert lines == [line.decode().rstrip("\r\n") for line in sent]
+        assert lines == [parse(line.decode().rstrip("\r\n")) for line in sent]
         assert "reset" in reader.reason.lower()
     finally:
         accepted.close()

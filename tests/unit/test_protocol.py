@@ -19,6 +19,7 @@ from tuichat.net.protocol import (
     LineBuffer,
     ParseError,
     TooLong,
+    Unparsable,
     casefold,
     escape_tag_value,
     format_server_time,
@@ -522,6 +523,41 @@ def test_linebuffer_tags_too_long_does_not_depend_on_chunks() -> None:
     line = tagged(20_000, b"PING") + b"\r\n"
     assert list(LineBuffer().feed(line)) == [TooLong(tags_too_long=True)]
     assert feed_chunks(LineBuffer(), line, 4096) == [TooLong(tags_too_long=True)]
+
+
+def test_linebuffer_lines_parses_what_feed_cuts_and_reports_what_it_cannot() -> None:
+    """What both receive loops read: a Line per line, TooLong and Unparsable in their places."""
+    buffer = LineBuffer(max_body=64)
+    stream = b"PRIVMSG #a :hi\r\n:only.a.source\r\n" + b"x" * 100 + b"\r\n@k=v PI"
+    items = list(buffer.lines(stream))
+    assert items[0] == Line("PRIVMSG", ("#a", "hi"))
+    assert isinstance(items[1], Unparsable) and items[1].text == ":only.a.source"
+    assert isinstance(items[1].error, ParseError)
+    assert items[2:] == [TooLong()]
+    assert list(buffer.lines(b"NG :x\n")) == [Line("PING", ("x",), tags={"k": "v"})]
+
+
+@given(st.binary(max_size=2000), st.lists(st.integers(0, 2000), max_size=8))
+def test_linebuffer_lines_is_feed_then_parse(data: bytes, cuts: list[int]) -> None:
+    bounds = [0, *sorted(cuts), len(data)]
+    chunks = [data[start:end] for start, end in itertools.pairwise(bounds)]
+    texts = []
+    fed = LineBuffer(max_body=64)
+    for chunk in chunks:
+        texts.extend(fed.feed(chunk))
+    expected: list[Line | TooLong | Unparsable] = []
+    for item in texts:
+        if isinstance(item, TooLong):
+            expected.append(item)
+            continue
+        try:
+            expected.append(parse(item))
+        except ParseError as error:
+            expected.append(Unparsable(item, error))
+    buffer, seen = LineBuffer(max_body=64), []
+    got = [item for chunk in chunks for item in buffer.lines(chunk, seen.append)]
+    assert [repr(item) for item in got] == [repr(item) for item in expected]  # errors: by text
+    assert seen == [item for item in texts if not isinstance(item, TooLong)]
 
 
 # casemapping --------------------------------------------------------------------------------------

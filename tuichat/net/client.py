@@ -3,15 +3,19 @@
 The thread connects, registers (falling back to `nick_`, `nick__`... when the nick is taken),
 answers PING, measures lag, parses lines with the shared protocol module and hands them to the
 `on_event` callback in batches, one per `recv()`. When the connection drops it reconnects by itself
-with exponential backoff and jitter (1 s up to 60 s). `send()` is thread-safe. `close()` returns
-within a second even while the thread is blocked in `recv()`.
+with exponential backoff and jitter (1 s up to 60 s). The socket is the thread's alone: `send()`,
+from any thread, only queues the line in a bounded buffer and wakes the thread, which writes it
+when the socket takes it, so the UI never waits on the network. `close()` returns within a second
+whatever the thread is waiting for.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import random
+import selectors
 import socket
 import ssl
 import threading
@@ -21,8 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuichat import tls
+from tuichat.failures import Failures
 from tuichat.net import protocol as p
-from tuichat.net.protocol import Line, LineBuffer, ParseError, TooLong, parse
+from tuichat.net.protocol import Line, LineBuffer
+
+log = logging.getLogger("tuichat.client")
 
 LAG_INTERVAL = 30.0  # seconds between lag probes
 LAG_TIMEOUT = 90.0  # a probe unanswered this long means the connection is dead
@@ -63,6 +70,15 @@ SASL_DONE = frozenset(
 NICK_REFUSED = frozenset(
     {p.ERR_ERRONEUSNICKNAME, p.ERR_NICKNAMEINUSE, p.ERR_NICKCOLLISION, p.ERR_UNAVAILRESOURCE}
 )
+# Lines queued and not yet taken by the socket, in bytes. A server that leaves this much of ours
+# unread (the kernel's buffers, a megabyte or more on top, are full already) is stuck or gone:
+# past it `send` refuses the line, as when disconnected (the app keeps what the user typed and
+# sends it after reconnecting), and the connection is dropped and made afresh, as after a lost
+# one. Waiting on longer would only grow memory and hold the user's lines back for minutes of
+# TCP retries; IRC servers treat a client that stops reading the same way ("SendQ exceeded").
+# (The UI queuing a megabyte faster than this thread writes it would be taken the same way; no
+# server's flood control lets a client send that much at once anyway.)
+SEND_BUFFER = 1024 * 1024
 
 
 @dataclass
@@ -84,6 +100,7 @@ class ClientConfig:
     backoff_min: float = 1.0
     backoff_max: float = 60.0
     reconnect: bool = True
+    send_buffer: int = SEND_BUFFER
 
 
 # Events handed to `on_event` (from the connection's thread) -------------------------------------
@@ -179,7 +196,17 @@ class Client:
         self.nick = config.nick
         self._on_event = on_event
         self._sock: socket.socket | tls.SecureSocket | None = None
+        # `_send_lock` guards the queue: `_sock` (None: no connection to send on), `_queue`
+        # (lines `send` took, for the thread), `_unsent` (what the thread took and the socket
+        # has not: with `_queue`, what counts against `send_buffer`), `_stuck` (the bound was
+        # passed) and the wake-up socket. It is never held across a system call but the
+        # wake-up's non-blocking one.
         self._send_lock = threading.Lock()
+        self._queue = bytearray()
+        self._unsent = 0
+        self._stuck = False
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._registered = False
@@ -196,6 +223,8 @@ class Client:
         self._port = config.port  # the port it is on (an STS policy may have changed it)
         self._sts_port: int | None = None  # TLS here from now on: the server said so (STS)
         self._upgrade: str | None = None  # why this plain-text session ends to go TLS
+        self._broken: str | None = None  # why this session's own state cannot be trusted
+        self._failures = Failures("connection", log)
 
     @property
     def connected(self) -> bool:
@@ -206,24 +235,37 @@ class Client:
         return self._registered
 
     def start(self) -> None:
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self._thread = threading.Thread(target=self._run, name="tuichat-connection", daemon=True)
         self._thread.start()
 
     def send(self, line: Line | str) -> bool:
-        """Send one line (thread-safe). False when there is no connection to send it on."""
+        """Queue one line for the connection's thread, in order (thread-safe, never blocks on the
+        socket). False when there is no connection to send it on, or when `send_buffer` bytes
+        wait already: then the connection is dropped and made afresh (see SEND_BUFFER). Lines
+        queued when a connection ends are dropped with it, like what the kernel held."""
         text = line.format(trailing=True) if isinstance(line, Line) else line
         data = (text.replace("\r", " ").replace("\n", " ") + "\r\n").encode("utf-8", "replace")
         with self._send_lock:
-            sock = self._sock
-            if sock is None:
+            if self._sock is None or self._stuck:
                 return False
-            try:
-                sock.sendall(data)
-            except OSError:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+            if len(self._queue) + self._unsent + len(data) > self.config.send_buffer:
+                self._stuck = True
+                self._wake()
                 return False
+            if not self._queue and threading.current_thread() is not self._thread:
+                self._wake()
+            self._queue += data
         return True
+
+    def _wake(self) -> None:
+        """Wake the connection's thread from its `select` (with `_send_lock` held)."""
+        if self._wake_w is not None:
+            # BlockingIOError: wake-ups are pending already
+            with contextlib.suppress(OSError):
+                self._wake_w.send(b"x")
 
     def trust(self, answer: bool) -> None:
         """The user's answer to a TrustQuestion (from any thread)."""
@@ -231,20 +273,19 @@ class Client:
         self._trust_answered.set()
 
     def quit(self, reason: str = "") -> None:
-        """Send QUIT and close, without reconnecting."""
+        """Send QUIT (if the socket takes it at once: see `close`) and close, without
+        reconnecting."""
         self._stopping.set()
         self.send(Line("QUIT", (reason,) if reason else ()))
         self.close()
 
     def close(self, timeout: float = 1.0) -> None:
-        """Stop for good: wake the thread (even in `recv`), close the socket, join the thread."""
+        """Stop for good: wake the thread, which sends what is queued if the socket takes it at
+        once (a QUIT) and closes the socket; join the thread."""
         self._stopping.set()
         self._trust_answered.set()
         with self._send_lock:
-            sock = self._sock
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+            self._wake()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -255,11 +296,19 @@ class Client:
         try:
             self._on_event(event)
         except Exception:  # a broken callback must not kill the connection
-            import logging
-
-            logging.getLogger("tuichat.client").exception("event callback failed")
+            log.exception("event callback failed")
 
     def _run(self) -> None:
+        try:
+            self._attempts()
+        finally:
+            with self._send_lock:
+                for end in (self._wake_r, self._wake_w):
+                    if end is not None:
+                        end.close()
+                self._wake_r = self._wake_w = None
+
+    def _attempts(self) -> None:
         c = self.config
         attempt = 0
         while not self._stopping.is_set():
@@ -274,8 +323,15 @@ class Client:
             except TrustRefused as error:
                 reason = str(error)
                 self._give_up = reason
+            except Exception:  # a bug must not end the thread: this attempt failed, the next one
+                self._failures.failed("connecting")
+                reason = "the client failed to connect (an internal error, logged)"
             else:
-                reason = self._session(sock)
+                try:
+                    reason = self._session(sock)
+                except Exception:  # as a lost connection: `_session` closed the socket
+                    self._failures.failed("the session")
+                    reason = "the client failed (an internal error, logged)"
                 if self._registered:
                     attempt = 1
             self._registered = False
@@ -381,11 +437,14 @@ class Client:
         return context
 
     def _session(self, sock: socket.socket | tls.SecureSocket) -> str:
-        """Register and read until the connection ends; return why it ended."""
+        """Register, then read, and write what `send` queued, until the connection ends; return
+        why it ended."""
         c = self.config
-        sock.settimeout(LAG_INTERVAL / 3)
+        raw = sock.sock if isinstance(sock, tls.SecureSocket) else sock
+        session = sock.session if isinstance(sock, tls.SecureSocket) else None
+        raw.setblocking(False)
         with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._send_lock:
             if self._stopping.is_set():
                 sock.close()
@@ -395,6 +454,7 @@ class Client:
         self.nick = c.nick
         self._lag_sent = None
         self._error = None
+        self._broken = None
         self.caps = frozenset()
         self._offered = {}
         self._cap_done = False
@@ -406,26 +466,66 @@ class Client:
         self.send(Line("NICK", (self.nick,)))
         self.send(Line("USER", (c.username, "0", "*", c.realname)))
         buffer = LineBuffer()
+        out = bytearray()  # for the socket: taken from the queue (and encrypted), not yet sent
         reason = "connection closed by the server"
         self._next_probe = time.monotonic() + LAG_INTERVAL
+        wake = self._wake_r
+        assert wake is not None
+        selector = selectors.DefaultSelector()
+        selector.register(wake, selectors.EVENT_READ)
+        selector.register(raw, selectors.EVENT_READ)
+        watching = selectors.EVENT_READ
         try:
-            while not self._stopping.is_set():
+            # with TLS, the server's first lines may have come in with the end of the handshake
+            ended = session is not None and self._take(b"", buffer, out, session)
+            while not self._stopping.is_set() and not ended:
                 try:
-                    data = sock.recv(65536)
-                except TimeoutError:
-                    data = None
+                    self._flush(raw, out, session)
                 except OSError as error:
                     reason = f"connection lost: {error.strerror or error}"
                     break
-                if data == b"":
+                if self._stuck:
+                    reason = f"the server stopped reading (over {c.send_buffer} bytes unsent)"
                     break
-                if data:
-                    self._receive(buffer, data)
-                    if self._error is not None:
-                        reason = f"the server closed the connection: {self._error}"
-                    if self._upgrade is not None:
-                        reason = self._upgrade
+                events = selectors.EVENT_READ | (selectors.EVENT_WRITE if out else 0)
+                if events != watching:
+                    selector.modify(raw, events)
+                    watching = events
+                now = time.monotonic()
+                wait = LAG_INTERVAL / 3
+                if self._registered:
+                    wait = min(wait, max(0.0, self._next_probe - now))
+                readable = False
+                for key, mask in selector.select(wait):
+                    if key.fileobj is wake:
+                        with contextlib.suppress(OSError):
+                            wake.recv(4096)
+                    elif mask & selectors.EVENT_READ:
+                        readable = True
+                if readable:
+                    try:
+                        data = raw.recv(65536)
+                    except (BlockingIOError, InterruptedError):
+                        data = None
+                    except OSError as error:
+                        reason = f"connection lost: {error.strerror or error}"
                         break
+                    if data == b"":
+                        break
+                    if data:
+                        try:
+                            ended = self._take(data, buffer, out, session)
+                        except OSError as error:  # ssl.SSLError: what came in is not TLS
+                            reason = f"connection lost: {error.strerror or error}"
+                            break
+                        if self._error is not None:
+                            reason = f"the server closed the connection: {self._error}"
+                        if self._upgrade is not None:
+                            reason = self._upgrade
+                            break
+                        if self._broken is not None:
+                            reason = self._broken
+                            break
                 now = time.monotonic()
                 if now >= self._next_probe and self._registered:
                     if self._lag_sent is None:
@@ -435,9 +535,17 @@ class Client:
                         reason = "the server stopped answering (ping timeout)"
                         break
                     self._next_probe = now + LAG_INTERVAL
+            if self._stopping.is_set():
+                # a last line (QUIT) goes if the socket takes it now; a stuck server gets nothing
+                with contextlib.suppress(OSError):
+                    self._flush(raw, out, session)
         finally:
+            selector.close()
             with self._send_lock:
                 self._sock = None
+                self._queue = bytearray()
+                self._unsent = 0
+                self._stuck = False
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
@@ -445,16 +553,62 @@ class Client:
             return "disconnected"
         return reason
 
+    def _take(
+        self, data: bytes, buffer: LineBuffer, out: bytearray, session: tls.MemoryTLS | None
+    ) -> bool:
+        """Handle received bytes (decrypted first with TLS); True when the server ended TLS."""
+        closed = False
+        if session is not None:
+            data, closed = session.decrypt(data)
+            if session.has_output():  # TLS 1.3 has messages of its own to answer, in order
+                out += session.encrypt(b"")
+        if data:
+            self._receive(buffer, data)
+        return closed
+
+    def _flush(self, raw: socket.socket, out: bytearray, session: tls.MemoryTLS | None) -> None:
+        """Move what `send` queued into `out` (as TLS records, through the session's one write
+        path, after anything it had to send itself) and write what the socket takes now.
+
+        The lines leave the queue only once written or in `out`, so that `send` counts them
+        once and wakes nobody meanwhile: what it queued during this is taken before returning."""
+        more = True
+        while more:
+            with self._send_lock:
+                data = bytes(self._queue)
+            try:
+                if data:
+                    out += session.encrypt(data) if session is not None else data
+                if out:
+                    with contextlib.suppress(BlockingIOError, InterruptedError):
+                        del out[: raw.send(out)]
+            finally:
+                with self._send_lock:
+                    del self._queue[: len(data)]
+                    self._unsent = len(out)
+                    more = bool(self._queue)
+
     def _receive(self, buffer: LineBuffer, data: bytes) -> None:
         lines: list[Line] = []
-        for item in buffer.feed(data):
-            if isinstance(item, TooLong):
-                continue
+        for line in buffer.lines(data):
+            if not isinstance(line, Line):
+                continue  # too long, or not IRC: nothing to answer or show
             try:
-                line = parse(item)
-            except ParseError:
-                continue
-            if self._handle(line):
+                passed = self._handle(line)
+            except Exception:
+                # confined to this line. Before registration, CAP, SASL and the nick fallback
+                # are a state machine this line may have left half-way: start afresh, as after a
+                # lost connection. After it, each line's handling stands alone: go on.
+                self._failures.failed("handling a line", f" ({line.command})")
+                if not self._registered:
+                    self._broken = (
+                        f"the client failed handling the server's {line.command} (logged)"
+                    )
+                    break
+                passed = True  # what failed was the connection's own reaction; the app sees it
+            else:
+                self._failures.succeeded("handling a line")
+            if passed:
                 lines.append(line)
             if line.command == "ERROR" and line.params:
                 self._error = line.params[0]

@@ -1,7 +1,8 @@
 """The IRC wire protocol, shared by the server and the client.
 
 `parse` turns one line (without its line ending) into a `Line`; `Line.format` turns it back.
-`LineBuffer` cuts a byte stream into lines, keeps the partial one across reads and bounds its size.
+`LineBuffer` cuts a byte stream into lines, keeps the partial one across reads and bounds its size;
+`LineBuffer.lines` parses them too, for both receive loops (the server's and the client's).
 Then the facts both sides share: limits, default ports, casemapping, masks, server-time, numerics.
 Nothing here does I/O or keeps a clock.
 """
@@ -13,7 +14,7 @@ import functools
 import re
 import time
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 #: The body of a line (source, command, params, CRLF) may take at most this many bytes.
@@ -149,6 +150,14 @@ class TooLong:
     tags_too_long: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Unparsable:
+    """Stands in the output of `LineBuffer.lines` for a line that is not an IRC message."""
+
+    text: str
+    error: ParseError
+
+
 class LineBuffer:
     """Cuts received bytes into lines. Lines end in LF, CRLF or a bare CR; empty lines are skipped.
 
@@ -222,6 +231,23 @@ class LineBuffer:
             self._skip_tags = rest.startswith(b"@") and b" " not in rest[: self._max_tags]
             return
         self._buf = rest
+
+    def lines(
+        self, data: bytes, seen: Callable[[str], None] | None = None
+    ) -> Iterator[Line | TooLong | Unparsable]:
+        """`feed`, with each line parsed: a `Line`, or `Unparsable` for one that is not an IRC
+        message (it still counts, against flood control for one). `seen` is given each line's
+        text first (a debug log of what came in)."""
+        for item in self.feed(data):
+            if isinstance(item, TooLong):
+                yield item
+                continue
+            if seen is not None:
+                seen(item)
+            try:
+                yield parse(item)
+            except ParseError as error:
+                yield Unparsable(item, error)
 
 
 _UINT_RE = re.compile(r"[0-9]{1,4000}\Z")  # int() refuses more than 4300 digits
