@@ -92,6 +92,18 @@ async def test_a_flood_of_lines_is_taken_in_slices_and_the_reader_waits(
         for _ in range(20):
             assert len(app._inbox) <= bound
             await pilot.pause(0.01)
+        # what the user says meanwhile goes out at once, though the reader waits for the UI
+        assert app.state.current == "#big"
+        input_line(app).value = "still here"
+        await pilot.press("enter")
+        await wait_for(
+            pilot,
+            lambda: "PRIVMSG #big :still here" in fake.received,
+            5,
+            "the line typed during the flood, at the server",
+            show=lambda: fake.received[-3:],
+        )
+        assert "flood line 039999" not in log_text(app)  # before the flood was all shown
 
 
 async def test_a_huge_names_reply_shows_a_screenful_and_counts_everyone(
