@@ -1,13 +1,17 @@
-"""The threaded IRC server: an accept loop, a reader thread per client, one writer thread.
+"""The threaded IRC server: an accept loop per listener, a reader thread per client, a few writer
+threads, and the reaper.
 
-Each client's reader thread reads whole `recv()`s, handles every complete line under the state
-lock (`tuichat.state`), and then, with the lock released, appends each recipient's share of the
-output to that recipient's outbound buffer. A single writer thread sends each dirty buffer in one
-non-blocking `send`; what a slow client cannot take stays writer-side and waits for the socket to
-become writable. A client whose queued output passes the send-queue bound is disconnected
-("SendQ exceeded"), so a client that stops reading never slows anybody else; and when what the
-writers hold for all clients together passes `--max-output-memory`, the largest queues are cut
-off the same way (`OutputBudget`).
+Each client's reader thread reads whole `recv()`s (`connection.Reader`: parsed lines that wait
+for the flood control), handles what the flood control lets through under the state lock
+(`tuichat.state`), commits the history rows the lines added, and, still under the lock, appends
+each recipient's share of the output to that recipient's buffer (`connection.Connection`; no
+system call: everyone sees the state's changes in one order). The writer threads (`output.Writer`)
+send each dirty buffer in non-blocking `send`s; what a slow client cannot take waits for its
+socket to become writable. A client whose queued output passes the send-queue bound is
+disconnected ("SendQ exceeded"), so a client that stops reading never slows anybody else; and
+when what the writers hold for all clients together passes `--max-output-memory`, the largest
+queues are cut off the same way (`output.OutputBudget`). The reaper thread runs the timeouts,
+pings, nick-grace renames and the hourly pruning of history.
 """
 
 from __future__ import annotations
@@ -17,676 +21,69 @@ import collections
 import contextlib
 import logging
 import os
-import queue
 import selectors
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from tuichat import gc_tuning, tls
 from tuichat.failures import Failures
 from tuichat.limits import address_key as _address_key
-from tuichat.net.protocol import (
-    DEFAULT_PORT,
-    Line,
-    LineBuffer,
-    ParseError,
-    TooLong,
-    Unparsable,
-    parse,
+from tuichat.net.protocol import Line, TooLong
+from tuichat.server.config import (
+    DEFAULT_MAX_OUTPUT_MEMORY,
+    DEFAULT_SENDQ,
+    ServerConfig,
 )
-from tuichat.state import Config, Outbox, State, User
+from tuichat.server.connection import (
+    IDLE_RECV_SIZE,
+    RECV_SIZE,
+    SECRET_COMMANDS,
+    SERVICES,
+    Connection,
+    Reader,
+    Received,
+    TokenBucket,
+    redacted,
+)
+from tuichat.server.output import (
+    LINGER,
+    LINGER_AFTER,
+    TRIM_TO,
+    OutputBudget,
+    Writer,
+)
+from tuichat.state import Outbox, State, User
 from tuichat.store import Store
 
 log = logging.getLogger("tuichat.server")
 
-DEFAULT_SENDQ = 1024 * 1024
-# output held for all clients together; past it the largest queues are cut off until they hold
-# TRIM_TO of it (1,000 clients that stop reading would otherwise hold 1 MiB each)
-DEFAULT_MAX_OUTPUT_MEMORY = 256 * 1024 * 1024
-TRIM_TO = 0.9
-RECV_SIZE = 16384
-IDLE_RECV_SIZE = 512
 HANDSHAKE_TIMEOUT = 10.0
+
 STS_DURATION = 30 * 86400
+
 SNDBUF = 256 * 1024
-# after a round of LINGER_AFTER connections or more, the writer waits LINGER seconds: a little
-# latency for far fewer system calls when a big channel is busy
-LINGER = 0.001
-LINGER_AFTER = 64
+
 WRITERS = 2  # threads that send; each connection belongs to one
+
 FULL_GC_EVERY = 3600.0  # seconds between full collections of frozen objects (gc_tuning)
+
 PRUNE_EVERY = 3600.0  # seconds between prunings of old history
+
 PRUNE_RETRY = 60.0  # after a failed pruning, the first wait; it doubles up to PRUNE_EVERY
+
 # how long stop() waits for the state lock before it shuts down without it
 STOP_LOCK_WAIT = 0.5
-
-
-@dataclass
-class ServerConfig:
-    """Where to listen and how much to queue; `state` holds the protocol-level settings."""
-
-    host: str = "127.0.0.1"
-    port: int | None = DEFAULT_PORT  # plain listener; None for none
-    tls_port: int | None = None  # TLS listener; needs tls_cert and tls_key
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    # flood control ("fakelag"): a token bucket per client; lines beyond it wait, and a client
-    # with more than flood_queue lines waiting is cut off ("Excess Flood"); rate 0 turns it off
-    flood_burst: int = 10
-    flood_rate: float = 2.0  # lines per second, after the burst
-    flood_queue: int = 100
-    # connection limits (0: no limit)
-    max_clients: int = 10000
-    max_per_ip: int = 100
-    connects_per_minute: int = 60  # new connections per IP address per minute
-    # advertise STS (clients then insist on TLS with a certificate they can verify): only for a
-    # certificate from a CA, never for the self-signed one
-    sts: bool = False
-    sendq: int = DEFAULT_SENDQ
-    max_output_memory: int = DEFAULT_MAX_OUTPUT_MEMORY  # all clients' output together; 0: none
-    db: str | None = None  # SQLite file for history and accounts; None keeps no history
-    history_days: float = 30.0  # 0 keeps everything
-    # accounts nobody logged in to after registering them are deleted this long after (0: never)
-    account_expiry_days: float = 7.0
-    state: Config = field(default_factory=Config)
-
 
 # lines that cost nothing against flood control (keeping the connection alive, negotiating): as
 # their specs declare
 FREE_COMMANDS = frozenset(name for name, spec in State.commands.items() if spec.free)
-# what a client's reader thread gets from `LineBuffer.lines`; every one waits its flood-control
-# turn, a line that is too long or not IRC too
-Received = Line | TooLong | Unparsable
 
 
 def _free(item: Received) -> bool:
     return type(item) is Line and item.command in FREE_COMMANDS
-
-
-# commands whose parameters are secrets, and how many leading parameters stay readable
-SECRET_COMMANDS = {"PASS": 0, "OPER": 1, "AUTHENTICATE": 0, "REGISTER": 2, "NICKSERV": 0, "NS": 0}
-SERVICES = frozenset({"nickserv", "nickserv@services"})
-
-
-def redacted(item: str) -> str:
-    """A received line as the debug log may show it: passwords and SASL payloads (PASS, OPER,
-    AUTHENTICATE, REGISTER, and IDENTIFY sent to NickServ) replaced by `<redacted>`."""
-    try:
-        line = parse(item)
-    except ParseError:
-        return item
-    command = line.command.upper()
-    keep = SECRET_COMMANDS.get(command)
-    to_services = bool(line.params) and line.params[0].lower() in SERVICES
-    if keep is None and command in ("PRIVMSG", "NOTICE") and to_services:
-        keep = 1  # the target stays; what is said to NickServ may be IDENTIFY <password>
-    if keep is None or len(line.params) <= keep:
-        return item
-    return " ".join([line.command, *line.params[:keep], "<redacted>"])
-
-
-class TokenBucket:
-    """Flood control: `burst` lines at once, then `rate` a second (rate 0: no limit)."""
-
-    __slots__ = ("burst", "last", "rate", "tokens")
-
-    def __init__(self, burst: int, rate: float) -> None:
-        self.burst = max(1, burst)
-        self.rate = rate
-        self.tokens = float(self.burst)
-        self.last = time.monotonic()
-
-    def take(self, exempt: bool = False) -> bool:
-        """Whether one more line may be handled now (taking it from the bucket)."""
-        if self.rate <= 0 or exempt:
-            return True
-        now = time.monotonic()
-        self.tokens = min(float(self.burst), self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens < 1.0:
-            return False
-        self.tokens -= 1.0
-        return True
-
-    def charge(self, tokens: float) -> None:
-        """Take `tokens` more for what a line cost (a big reply): the next lines wait for them."""
-        if self.rate > 0:
-            self.tokens -= tokens
-
-    def refund(self, tokens: int) -> None:
-        """Give back what lines that were taken but not handled paid."""
-        if self.rate > 0:
-            self.tokens = min(float(self.burst), self.tokens + tokens)
-
-    def wait_time(self) -> float:
-        """Seconds until the next line may be handled."""
-        return max(0.001, (1.0 - self.tokens) / self.rate) if self.rate > 0 else 0.0
-
-
-class Reader:
-    """One client's input: received bytes cut into lines that wait for the flood control."""
-
-    __slots__ = ("bucket", "buffer", "conn", "ended", "flood_queue", "reason", "seen", "waiting")
-
-    def __init__(self, conn: Connection, config: ServerConfig, debug: bool = False) -> None:
-        self.conn = conn
-        self.buffer = LineBuffer()
-        self.bucket = TokenBucket(config.flood_burst, config.flood_rate)
-        self.flood_queue = config.flood_queue if config.flood_rate > 0 else 1 << 30
-        # parsed as they come (outside the state lock), then waiting for the flood control
-        self.waiting: collections.deque[Received] = collections.deque()
-        self.seen = self._log_received if debug else None
-        self.reason = "Remote host closed the connection"
-        self.ended = False
-
-    def read(self, block: bool) -> bool:
-        """Receive what there is (waiting for it when `block`). False when the connection ended
-        with nothing more to handle; True with `ended` set when it ended after what was read."""
-        sock = self.conn.sock
-        try:
-            if block:
-                # recv() holds a buffer of the size asked for while it waits: an idle client's
-                # thread waits with a small one, and a full one means there is more to take
-                data = sock.recv(IDLE_RECV_SIZE)
-                if len(data) == IDLE_RECV_SIZE:
-                    try:
-                        data += sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
-                    except BlockingIOError:
-                        pass
-                    except OSError as error:  # a reset after those bytes: they count first
-                        self._read_error(error)
-                        self.take(data)
-                        return True  # the caller handles them, then sees `ended`
-            else:
-                data = sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return True
-        except OSError as error:
-            self._read_error(error)
-            return False
-        if not data:
-            self.ended = True
-            return False
-        return self.take(data)
-
-    def _read_error(self, error: OSError) -> None:
-        self.reason = f"Read error: {error.strerror or error}"
-        self.ended = True
-
-    def take(self, data: bytes) -> bool:
-        """Add received bytes (decrypted first with TLS); False when the connection ended."""
-        session = self.conn.tls
-        if session is not None:
-            try:
-                data, closed = session.decrypt(data)
-            except ssl.SSLError as error:
-                self.reason = f"TLS error: {error.reason or error}"
-                self.ended = True
-                return False
-            if session.has_output():
-                self.conn.kick()
-            if closed:
-                self.ended = True
-                return False
-        if data:
-            self.waiting.extend(self.buffer.lines(data, self.seen))
-        return True
-
-    def _log_received(self, text: str) -> None:
-        log.debug("%s <- %r", self.conn.address, redacted(text))
-
-    def flooding(self, exempt: bool) -> bool:
-        return len(self.waiting) > self.flood_queue and not exempt
-
-
-class Connection:
-    """One client's socket and outbound buffer. The writer thread owns `pending` and the epoll
-    registration; `lock` guards only `outbuf`, `dirty` and `closing`, and is never held across a
-    system call."""
-
-    __slots__ = (
-        "sock",
-        "fd",
-        "address",
-        "user",
-        "lock",
-        "outbuf",
-        "dirty",
-        "closing",
-        "close_reason",
-        "retired",
-        "closed",
-        "pending",
-        "counted",
-        "discard",
-        "watched",
-        "tls",
-        "_server",
-        "sendq",
-        "writer",
-        "held",
-    )
-
-    def __init__(
-        self, sock: socket.socket, address: str, server: Server, tls: tls.MemoryTLS | None = None
-    ) -> None:
-        self.sock = sock
-        self.tls = tls
-        self.fd = sock.fileno()
-        self.address = address
-        self._server = server
-        self.sendq = server.config.sendq
-        self.writer = server.writers[self.fd % len(server.writers)]
-        self.user: User | None = None
-        self.lock = threading.Lock()
-        self.outbuf = bytearray()
-        self.dirty = False
-        self.closing = False
-        self.close_reason: str | None = None
-        self.retired = False
-        self.closed = False
-        self.pending: bytearray | None = None
-        self.counted = 0  # how much of `pending` the writer's `held` counts
-        self.discard = False  # the writer is to drop `pending` (all but the line begun)
-        self.watched = False
-        # while the client's own thread renders a big reply: what else comes for it meanwhile
-        self.held: bytearray | None = None
-
-    def queued(self) -> int:
-        """Bytes waiting to go out: buffered here, held for after a reply, held by the writer."""
-        pending, held = self.pending, self.held
-        return (
-            len(self.outbuf)
-            + (len(pending) if pending is not None else 0)
-            + (len(held) if held is not None else 0)
-        )
-
-    def deliver(self, data: bytes) -> None:
-        """Queue `data` for this client (from any thread)."""
-        self._queue(data, release=False)
-
-    def hold(self) -> None:
-        """Keep what is delivered from now on for after `release` (under the state lock, by the
-        client's own thread, which renders a reply from a snapshot taken under it)."""
-        with self.lock:
-            self.held = bytearray()
-
-    def release(self, data: bytes) -> None:
-        """Queue the reply `data`, then what was held since `hold`."""
-        self._queue(data, release=True)
-
-    def _queue(self, data: bytes, release: bool) -> None:
-        with self.lock:
-            if release:
-                held, self.held = self.held, None
-                if held:
-                    data = data + held
-            if self.closing:
-                return
-            overflow = self.queued() + len(data) > self.sendq
-            if overflow:
-                self.held = None  # the client is dropped: nothing more of it is sent
-            elif self.held is not None:
-                self.held += data
-                return
-            else:
-                self.outbuf += data
-                if self.dirty:
-                    return
-                self.dirty = True
-        if overflow:
-            self.close_reason = "SendQ exceeded"
-            self.close("Closing link (SendQ exceeded)", drop_queued=True)
-        else:
-            self.writer.schedule(self)
-
-    def kick(self) -> None:
-        """Have the writer look at this connection (TLS has bytes of its own to send)."""
-        with self.lock:
-            if self.dirty or self.closed:
-                return
-            self.dirty = True
-        self.writer.schedule(self)
-
-    def close(
-        self, error: str | None, *, drop_queued: bool = False, wake_reader: bool = True
-    ) -> None:
-        """Send `ERROR :error` after what is queued (or instead of it: `drop_queued`, which
-        frees what the writer holds too, but for the end of a line begun on the wire), then end
-        the connection.
-
-        The reader thread wakes up (its socket is shut for reading) and cleans up; without
-        `wake_reader`, the caller calls `wake_reader()` later."""
-        with self.lock:
-            if self.closing:
-                return
-            self.closing = True
-            if self.close_reason is None and error:  # the reason the log gives
-                self.close_reason = error.removeprefix("Closing link (").removesuffix(")")
-            if drop_queued:
-                self.outbuf = bytearray()
-                self.discard = True
-            if error is not None:
-                self.outbuf += Line("ERROR", (error,)).encode(trailing=True)
-            schedule = not self.dirty
-            self.dirty = True
-        if schedule:
-            self.writer.schedule(self)
-        if wake_reader:
-            self.wake_reader()
-
-    def wake_reader(self) -> None:
-        """Shut the socket for reading: the reader thread wakes up and finishes."""
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RD)
-
-
-class Writer(threading.Thread):
-    """The one thread that sends: pops dirty connections, sends each one's whole buffer in one
-    non-blocking `send`, and waits on a selector for sockets that could not take everything."""
-
-    def __init__(self, budget: OutputBudget | None = None) -> None:
-        super().__init__(name="tuichat-writer", daemon=True)
-        self.budget = budget
-        # bytes this writer holds for its connections (their `pending`); only this thread changes
-        # it, so counting costs no lock
-        self.held = 0
-        self._ready: collections.deque[Connection] = collections.deque()
-        self._selector = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ)
-        self._idle = False
-        self._stopping = False
-        self._pipe_lock = threading.Lock()
-        self._pipe_closed = False
-        self._failures = Failures("writer", log)
-
-    def schedule(self, conn: Connection) -> None:
-        """Have `conn`'s buffer sent (from any thread)."""
-        self._ready.append(conn)
-        if self._idle:
-            self._wake()
-
-    def retire(self, conn: Connection) -> None:
-        """Send what `conn` still has if the socket takes it at once, then close the socket."""
-        with conn.lock:
-            conn.closing = True
-            conn.retired = True
-        self.schedule(conn)
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._wake()
-
-    def _wake(self) -> None:
-        self._idle = False
-        with self._pipe_lock:
-            if self._pipe_closed:  # a reader finishing after the writer: nobody to wake
-                return
-            with contextlib.suppress(BlockingIOError, OSError):
-                os.write(self._wake_w, b"x")
-
-    def close(self) -> None:
-        """Close the wake-up pipe (after the writer has stopped)."""
-        with self._pipe_lock:
-            if not self._pipe_closed:
-                self._pipe_closed = True
-                os.close(self._wake_r)
-                os.close(self._wake_w)
-
-    def run(self) -> None:
-        ready = self._ready
-        while True:
-            try:
-                count = len(ready)
-                if count:
-                    for _ in range(count):
-                        self._flush_safely(ready.popleft())
-                    # sockets that had been full may take more now, even if the queue never empties
-                    self._poll(0)
-                    if count >= LINGER_AFTER and not self._stopping:
-                        # a busy round (a line to a big channel): let the next lines pile up on
-                        # the buffers for a moment, so that each system call carries more of them
-                        time.sleep(LINGER)
-                    continue
-                # flag idleness before the last look at the queue, so no wake-up is lost
-                self._idle = True
-                if ready:
-                    self._idle = False
-                    continue
-                if self._stopping:
-                    break
-                self._poll(None)
-                self._idle = False
-                self._failures.succeeded("waiting")
-            except Exception:  # the selector, say: logged, and the writer keeps sending
-                self._idle = False
-                self._failures.failed("waiting")
-                time.sleep(0.01)
-        for key in list(self._selector.get_map().values()):
-            if key.fd != self._wake_r:
-                with contextlib.suppress(Exception):
-                    self._close(key.data)
-        self._selector.close()
-
-    def _flush_safely(self, conn: Connection, writable: bool = False) -> None:
-        """`_flush`, and if it raises, that client alone is cut off (its reader thread finds the
-        socket shut and cleans up); the writer goes on with the others."""
-        try:
-            self._flush(conn, writable)
-        except Exception:
-            self._failures.failed("sending")
-            with contextlib.suppress(Exception):
-                self._close(conn)
-
-    def _poll(self, timeout: float | None) -> None:
-        """Send to the sockets that became writable; wait up to `timeout` (None: until one does
-        or somebody wakes the writer)."""
-        for key, _ in self._selector.select(timeout):
-            if key.fd == self._wake_r:
-                with contextlib.suppress(BlockingIOError):
-                    os.read(self._wake_r, 4096)
-            else:
-                conn: Connection = key.data
-                self._flush_safely(conn, writable=True)
-
-    def _flush(self, conn: Connection, writable: bool = False) -> None:
-        """Send what `conn` has; `writable`: the selector says its socket takes more."""
-        if conn.closed:
-            return
-        retired = False
-        try:
-            retired = self._send(conn, writable)
-        finally:
-            held = len(conn.pending) if conn.pending is not None else 0
-            grown = held - conn.counted
-            if grown:
-                conn.counted = held
-                self.held += grown
-        if retired:
-            self._close(conn)
-        elif grown > 0 and self.budget is not None:
-            self.budget.check()
-
-    def _send(self, conn: Connection, writable: bool) -> bool:
-        """Send what `conn` has, keeping the rest writer-side; True if it was retired before
-        its buffer was taken (nothing more can come: it is to be closed)."""
-        with conn.lock:
-            data = conn.outbuf
-            if data:
-                conn.outbuf = bytearray()
-            conn.dirty = False
-            # retired before this take: nothing can be queued after it, so closing loses nothing
-            retired = conn.retired
-            discard, conn.discard = conn.discard, False
-        if discard and conn.pending is not None:
-            if conn.tls is not None:
-                # encrypted records cannot be cut short: the connection just ends
-                self._close(conn)
-                return False
-            # a client that does not read holds no more memory here: the line it has begun to
-            # receive ends, the ERROR follows
-            end = conn.pending.find(b"\n")
-            if end >= 0:
-                conn.pending = conn.pending[: end + 1]
-        if conn.tls is not None:
-            try:
-                data = bytearray(conn.tls.encrypt(data))
-            except (ssl.SSLError, ValueError):
-                data = bytearray()
-                with contextlib.suppress(OSError):
-                    conn.sock.shutdown(socket.SHUT_RD)
-        pending = conn.pending
-        if pending is not None:
-            pending += data
-            data = pending
-            if conn.watched and not writable and not retired:
-                # its socket was full and the selector has not said otherwise: no send() that
-                # would fail (each one lets another thread have the GIL for up to 5 ms, and a
-                # thousand clients that stop reading made every round of the writer seconds long)
-                return False
-        if data:
-            try:
-                sent = conn.sock.send(data, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                sent = len(data)  # the peer is gone; its reader thread finds out and cleans up
-                with contextlib.suppress(OSError):
-                    conn.sock.shutdown(socket.SHUT_RD)
-            if sent >= len(data):
-                conn.pending = None
-            elif data is pending:
-                del data[:sent]
-            else:
-                conn.pending = data[sent:]
-        if retired:
-            return True
-        if conn.pending is not None and not conn.watched:
-            self._selector.register(conn.fd, selectors.EVENT_WRITE, conn)
-            conn.watched = True
-        elif conn.pending is None and conn.watched:
-            self._selector.unregister(conn.fd)
-            conn.watched = False
-        return False
-
-    def _close(self, conn: Connection) -> None:
-        if conn.watched:
-            self._selector.unregister(conn.fd)
-            conn.watched = False
-        conn.closed = True
-        conn.pending = None
-        self.held -= conn.counted
-        conn.counted = 0
-        with contextlib.suppress(OSError):
-            conn.sock.shutdown(socket.SHUT_RDWR)
-        conn.sock.close()
-
-
-class OutputBudget:
-    """The bound on the output held for all clients together (`--max-output-memory`).
-
-    The writers count what they hold (the part of a client's queue its socket would not take:
-    where a client that stops reading piles up); when a writer's count grows and the sum of the
-    counts passes the bound, the connections with the largest queues are cut off with `SendQ
-    exceeded`, largest first, until the rest holds TRIM_TO of the bound. A delivery costs nothing
-    here and a writer's flush two additions; only a pass over the bound looks at every
-    connection, and each such pass frees a tenth of the bound or more. What a client's own buffer
-    holds before its writer takes it (a moment's worth) is not counted."""
-
-    def __init__(
-        self, bound: int, writers: list[Writer], connections: Callable[[], list[Connection]]
-    ) -> None:
-        self.bound = bound
-        self.writers = writers
-        self._connections = connections
-        self._lock = threading.Lock()  # one trim at a time; the other writers go on sending
-        # connections cut off and not closed yet: what their writers still hold for them is
-        # about to go
-        self._cut: set[Connection] = set()
-        self.cut_off = 0  # connections cut off so far
-        # (cut off, how many there were to choose from, seconds it took), to the cutter thread
-        self._victims: queue.SimpleQueue[tuple[list[tuple[int, Connection]], int, float] | None] = (
-            queue.SimpleQueue()
-        )
-        self._cutter: threading.Thread | None = None
-
-    def total(self) -> int:
-        """Bytes the writers hold (read without a lock: a moment's approximation)."""
-        return sum(writer.held for writer in self.writers)
-
-    def check(self) -> None:
-        """From a writer whose count grew: trim if the bound is passed."""
-        if not self.bound or self.total() <= self.bound:
-            return
-        if not self._lock.acquire(blocking=False):
-            return  # another writer is trimming
-        try:
-            self._trim()
-        finally:
-            self._lock.release()
-
-    def _trim(self) -> None:
-        cut = self._cut
-        cut.difference_update([conn for conn in cut if conn.closed])
-        # what the connections already cut off hold goes as soon as their writers get to them
-        freeing = sum(conn.counted for conn in cut)
-        if self.total() - freeing <= self.bound:
-            return
-        started = time.monotonic()
-        excess = self.total() - freeing - int(self.bound * TRIM_TO)
-        queues = [(conn.queued(), conn) for conn in self._connections() if not conn.closing]
-        queues.sort(key=lambda queue: queue[0], reverse=True)
-        victims: list[tuple[int, Connection]] = []
-        # no system call here (nor a log line): each would let the threads of the clients just
-        # cut off take the GIL from this writer, for up to 5 ms each
-        for size, conn in queues:
-            if excess <= 0 or size <= 0:
-                break
-            cut.add(conn)
-            excess -= size
-            victims.append((size, conn))
-            conn.close_reason = "SendQ exceeded"
-            conn.close("Closing link (SendQ exceeded)", drop_queued=True, wake_reader=False)
-        self.cut_off += len(victims)
-        self._victims.put((victims, len(queues), time.monotonic() - started))
-
-    def start(self) -> None:
-        if self.bound and self._cutter is None:
-            self._cutter = threading.Thread(target=self._wake_victims, name="tuichat-cutter")
-            self._cutter.daemon = True
-            self._cutter.start()
-
-    def stop(self) -> None:
-        if self._cutter is not None:
-            self._victims.put(None)
-            self._cutter.join(0.1)
-
-    def _wake_victims(self) -> None:
-        """The cutter thread: wakes the reader threads of the connections a trim cut off (they
-        finish, and their queues are freed), and logs it, away from the writers."""
-        failures = Failures("cutter", log)
-        while (work := self._victims.get()) is not None:
-            victims, among, took = work
-            for size, conn in victims:
-                conn.wake_reader()
-                log.info("output memory: cut off %s holding %d bytes", conn.address, size)
-            failures.run(
-                "logging",
-                log.warning,
-                "output for all clients passed --max-output-memory (%d bytes): cut off the %d "
-                "with the largest queues of %d (chosen in %.1f ms)",
-                self.bound,
-                len(victims),
-                among,
-                took * 1000,
-            )
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -1293,3 +690,32 @@ class Server:
                 forgotten = self.state.forget_idle_channels(now, now - days * 86400)
             if forgotten:
                 log.info("forgot %d channels unused for %g days", len(forgotten), days)
+
+
+# re-exported: what other modules and the tests import from here
+__all__ = [
+    "DEFAULT_MAX_OUTPUT_MEMORY",
+    "DEFAULT_SENDQ",
+    "FREE_COMMANDS",
+    "HANDSHAKE_TIMEOUT",
+    "IDLE_RECV_SIZE",
+    "LINGER",
+    "LINGER_AFTER",
+    "PRUNE_EVERY",
+    "PRUNE_RETRY",
+    "RECV_SIZE",
+    "SECRET_COMMANDS",
+    "SERVICES",
+    "STOP_LOCK_WAIT",
+    "STS_DURATION",
+    "TRIM_TO",
+    "Connection",
+    "OutputBudget",
+    "Reader",
+    "Received",
+    "Server",
+    "ServerConfig",
+    "TokenBucket",
+    "Writer",
+    "redacted",
+]
