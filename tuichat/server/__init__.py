@@ -55,6 +55,7 @@ from tuichat.server.output import (
     OutputBudget,
     Writer,
 )
+from tuichat.server.reaper import FULL_GC_EVERY, PRUNE_EVERY, PRUNE_RETRY, Reaper
 from tuichat.state import Outbox, State, User
 from tuichat.store import Store
 
@@ -67,12 +68,6 @@ STS_DURATION = 30 * 86400
 SNDBUF = 256 * 1024
 
 WRITERS = 2  # threads that send; each connection belongs to one
-
-FULL_GC_EVERY = 3600.0  # seconds between full collections of frozen objects (gc_tuning)
-
-PRUNE_EVERY = 3600.0  # seconds between prunings of old history
-
-PRUNE_RETRY = 60.0  # after a failed pruning, the first wait; it doubles up to PRUNE_EVERY
 
 # how long stop() waits for the state lock before it shuts down without it
 STOP_LOCK_WAIT = 0.5
@@ -146,6 +141,7 @@ class Server:
         # threads rendering at once would keep everybody else waiting for the GIL
         self._render_slot = threading.Lock()
         self._stopping = threading.Event()
+        self.reaper = Reaper(self, self._stopping)
         # set by stop() when it had to go on without the state lock: some thread is stuck, and a
         # process that wants to exit now must not wait for it (`tuichat serve` exits at once)
         self.stalled = False
@@ -173,9 +169,9 @@ class Server:
             # the reaper tries again
             startup = Failures("startup", log)
             self._pruned = startup.run(
-                "pruning history", self._prune, self.clock(), retry=" (the reaper retries)"
+                "pruning history", self.reaper.prune, self.clock(), retry=" (the reaper retries)"
             ) and startup.run(
-                "expiring accounts", self._expire_accounts, self.clock(), retry=" (retried)"
+                "expiring accounts", self.reaper.expire_accounts, self.clock(), retry=" (retried)"
             )
             log.info("history and accounts in %s", self.store.path)
         c = self.config
@@ -213,7 +209,9 @@ class Server:
             target=self._accept_loop, name="tuichat-accept", daemon=True
         )
         self._accepter.start()
-        self._reaper = threading.Thread(target=self._reap_loop, name="tuichat-reaper", daemon=True)
+        self._reaper = threading.Thread(
+            target=self.reaper.run, args=(self._pruned,), name="tuichat-reaper", daemon=True
+        )
         self._reaper.start()
 
     def stop(self, message: str = "Server shutting down", timeout: float = 1.5) -> None:
@@ -584,59 +582,7 @@ class Server:
                     self.dispatch(follow)
                 out.deferred.extend(follow.deferred)
 
-    # -- timers -----------------------------------------------------------------------------------
-
-    def _reap_loop(self) -> None:
-        c = self.config.state
-        interval = max(
-            0.05, min(1.0, c.ping_interval / 4, c.ping_timeout / 4, c.registration_timeout / 4)
-        )
-        # pruned at start: the next one in an hour; else now, and after failures, less often
-        next_prune = self.clock() + PRUNE_EVERY if self._pruned else 0.0
-        retry = PRUNE_RETRY
-        next_collect = time.monotonic() + FULL_GC_EVERY
-        # every job is guarded (socketserver's handle_error): the reaper outlives any one failure,
-        # or registration and ping timeouts would end for good
-        failures = Failures("reaper", log)
-        while not self._stopping.wait(interval):
-            if time.monotonic() >= next_collect:
-                # cycles among frozen objects (see gc_tuning): one full collection an hour
-                next_collect = time.monotonic() + FULL_GC_EVERY
-                failures.run("full collection", gc_tuning.collect_all)
-            now = self.clock()
-            failures.run("timeouts", self._tick, now)
-            if now >= next_prune:
-                if failures.run(
-                    "pruning history",
-                    self._prune,
-                    now,
-                    retry=f" (retrying in {retry:g} s)",
-                ) and failures.run(
-                    "expiring accounts",
-                    self._expire_accounts,
-                    now,
-                    retry=f" (retrying in {retry:g} s)",
-                ):
-                    next_prune = now + PRUNE_EVERY
-                    retry = PRUNE_RETRY
-                else:
-                    next_prune = now + retry
-                    retry = min(retry * 2, PRUNE_EVERY)
-            failures.run("address bookkeeping", self._locked, self._forget_quiet_addresses)
-
-    def _tick(self, now: float) -> None:
-        """Registration and ping timeouts, nick-grace renames: under the state lock, delivered
-        even if one of them fails."""
-        out = Outbox()
-        with self.lock:
-            try:
-                self.state.tick(now, out)
-            finally:
-                self.dispatch(out)
-
-    def _locked(self, work: Callable[..., object], *args: object) -> None:
-        with self.lock:
-            work(*args)
+    # -- bookkeeping (the reaper calls these) ---------------------------------------------------
 
     def _forget_address(self, host: str) -> None:
         """One connection from `host` fewer (under the state lock)."""
@@ -647,49 +593,14 @@ class Server:
         else:
             self._per_ip.pop(host, None)
 
-    def _forget_quiet_addresses(self) -> None:
-        """Drop the connection times of addresses not seen for a minute (under the state lock)."""
+    def forget_quiet_addresses(self) -> None:
+        """Drop the connection times of addresses not seen for a minute (the reaper's job)."""
         cutoff = time.monotonic() - 60
-        for host in [
-            host for host, times in self._recent.items() if not times or times[-1] < cutoff
-        ]:
-            del self._recent[host]
-
-    def _expire_accounts(self, now: float) -> None:
-        """Delete the accounts nobody logged in to within --account-expiry-days of registering
-        them (under the state lock), then their private history (outside it, a little at a
-        time, as their names wait to be registered again)."""
-        expiry = self.config.account_expiry_days
-        if self.store is None or expiry <= 0:
-            return
         with self.lock:
-            names = self.state.expire_accounts(now - expiry * 86400)
-        if not names:
-            return
-        try:
-            removed = self.store.forget_conversations(set(names))
-        finally:
-            with self.lock:
-                self.state.expired(names)
-        log.info(
-            "accounts: removed %d never used after registration, and %d private messages",
-            len(names),
-            removed,
-        )
-
-    def _prune(self, now: float) -> None:
-        """Forget history older than --history-days: the messages outside the state lock (a
-        chunk at a time: an hour's worth of a busy server's history takes seconds to delete,
-        and nobody waits for it), then the channels unused since, under it."""
-        days = self.config.history_days
-        if self.store is not None and days > 0:
-            removed = self.store.prune(int((now - days * 86400) * 1000))
-            if removed:
-                log.info("history: removed %d messages older than %g days", removed, days)
-            with self.lock:
-                forgotten = self.state.forget_idle_channels(now, now - days * 86400)
-            if forgotten:
-                log.info("forgot %d channels unused for %g days", len(forgotten), days)
+            for host in [
+                host for host, times in self._recent.items() if not times or times[-1] < cutoff
+            ]:
+                del self._recent[host]
 
 
 # re-exported: what other modules and the tests import from here
@@ -697,6 +608,7 @@ __all__ = [
     "DEFAULT_MAX_OUTPUT_MEMORY",
     "DEFAULT_SENDQ",
     "FREE_COMMANDS",
+    "FULL_GC_EVERY",
     "HANDSHAKE_TIMEOUT",
     "IDLE_RECV_SIZE",
     "LINGER",
