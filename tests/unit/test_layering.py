@@ -111,6 +111,47 @@ def test_no_module_level_import_cycle() -> None:
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
 
 
+# what each room must not import at module level (docs/architecture.md has the table): the server
+# side and the client side meet only in the protocol module and the shared helpers
+CLIENT_SIDE = ("tuichat.app", "tuichat.widgets", "tuichat.net.client", "tuichat.client_state",
+               "tuichat.session", "tuichat.commands", "tuichat.inbox")  # fmt: skip
+SERVER_SIDE = ("tuichat.server", "tuichat.state", "tuichat.store")
+FORBIDDEN = {
+    "tuichat.net.protocol": ("tuichat.",),
+    "tuichat.store": ("tuichat.state", "tuichat.server", *CLIENT_SIDE),
+    "tuichat.state": ("tuichat.server", *CLIENT_SIDE),
+    "tuichat.server": CLIENT_SIDE,
+    "tuichat.net.client": (*SERVER_SIDE, "tuichat.app", "tuichat.widgets", "tuichat.session"),
+    "tuichat.client_state": (*SERVER_SIDE, "tuichat.app", "tuichat.widgets", "tuichat.net.client"),
+    "tuichat.session": (*SERVER_SIDE, "tuichat.app", "tuichat.widgets", "tuichat.net.client"),
+    "tuichat.app": SERVER_SIDE,
+    "tuichat.widgets": (*SERVER_SIDE, "tuichat.app", "tuichat.net.client"),
+}
+
+
+def _in(name: str, rooms: tuple[str, ...]) -> bool:
+    return any(name == room or name.startswith(room if room.endswith(".") else room + ".")
+               for room in rooms)  # fmt: skip
+
+
+def test_each_room_imports_only_what_it_may() -> None:
+    known = modules()
+    crossings = [
+        f"{name} imports {imported}"
+        for name, path in known.items()
+        for imported in imports(name, path, known)
+        for room, forbidden in FORBIDDEN.items()
+        if _in(name, (room,)) and _in(imported, forbidden)
+    ]
+    assert crossings == []
+
+
+def test_the_room_check_sees_a_crossing() -> None:
+    assert _in("tuichat.state.core", ("tuichat.state",))
+    assert not _in("tuichat.statex", ("tuichat.state",))
+    assert _in("tuichat.limits", ("tuichat.",))
+
+
 def test_the_cycle_finder_finds_one() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
