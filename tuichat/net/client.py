@@ -1,17 +1,16 @@
 """The client's connection: a socket owned by one background thread, with callbacks, no Textual.
 
-The thread connects, registers (falling back to `nick_`, `nick__`... when the nick is taken),
-answers PING, measures lag, parses lines with the shared protocol module and hands them to the
-`on_event` callback in batches, one per `recv()`. When the connection drops it reconnects by itself
-with exponential backoff and jitter (1 s up to 60 s). The socket is the thread's alone: `send()`,
-from any thread, only queues the line in a bounded buffer and wakes the thread, which writes it
-when the socket takes it, so the UI never waits on the network. `close()` returns within a second
-whatever the thread is waiting for.
+The thread connects, registers (driving `net.registration`, the state machine of CAP, SASL and the
+fallback to `nick_`, `nick__`... when the nick is taken), answers PING, measures lag, parses lines
+with the shared protocol module and hands them to the `on_event` callback in batches, one per
+`recv()`. When the connection drops it reconnects by itself with exponential backoff and jitter
+(1 s up to 60 s). The socket is the thread's alone: `send()`, from any thread, only queues the line
+in a bounded buffer and wakes the thread, which writes it when the socket takes it, so the UI
+never waits on the network. `close()` returns within a second whatever the thread is waiting for.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import random
@@ -29,47 +28,16 @@ from tuichat.failures import Failures
 from tuichat.net import protocol as p
 from tuichat.net.protocol import Line, LineBuffer
 
+# NickFallback and Registered are ClientEvents too, and named from here
+from tuichat.net.registration import NickFallback as NickFallback
+from tuichat.net.registration import Refused, Registration, StsPolicy, StsUpgrade
+from tuichat.net.registration import Registered as Registered
+
 log = logging.getLogger("tuichat.client")
 
 LAG_INTERVAL = 30.0  # seconds between lag probes
 LAG_TIMEOUT = 90.0  # a probe unanswered this long means the connection is dead
 LAG_TOKEN = "tuichat-lag-"
-# the capabilities tuichat asks for when the server offers them
-WANTED_CAPS = (
-    "message-tags",
-    "server-time",
-    "echo-message",
-    "batch",
-    "labeled-response",
-    "draft/chathistory",
-    "chathistory",
-    "away-notify",
-    "account-notify",
-    "extended-join",
-    "multi-prefix",
-    "invite-notify",
-    "setname",
-    "draft/read-marker",
-)
-SASL_NUMERICS = frozenset(
-    {
-        p.RPL_LOGGEDIN,
-        p.RPL_SASLSUCCESS,
-        p.ERR_SASLFAIL,
-        p.ERR_SASLTOOLONG,
-        p.ERR_SASLABORTED,
-        p.ERR_SASLALREADY,
-        p.RPL_SASLMECHS,
-    }
-)
-# the replies that end a SASL exchange, whichever way it went
-SASL_DONE = frozenset(
-    {p.RPL_SASLSUCCESS, p.ERR_SASLFAIL, p.ERR_SASLTOOLONG, p.ERR_SASLABORTED, p.ERR_SASLALREADY}
-)
-# the nick refused at registration: another is tried
-NICK_REFUSED = frozenset(
-    {p.ERR_ERRONEUSNICKNAME, p.ERR_NICKNAMEINUSE, p.ERR_NICKCOLLISION, p.ERR_UNAVAILRESOURCE}
-)
 # Lines queued and not yet taken by the socket, in bytes. A server that leaves this much of ours
 # unread (the kernel's buffers, a megabyte or more on top, are full already) is stuck or gone:
 # past it `send` refuses the line, as when disconnected (the app keeps what the user typed and
@@ -120,23 +88,8 @@ class Connected:
 
 
 @dataclass(frozen=True)
-class Registered:
-    nick: str
-    caps: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
 class LinesReceived:
     lines: list[Line]
-
-
-@dataclass(frozen=True)
-class NickFallback:
-    """The nick was taken (or refused) at registration; `new` is tried instead."""
-
-    old: str
-    new: str
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -193,7 +146,6 @@ class Client:
 
     def __init__(self, config: ClientConfig, on_event: Callable[[ClientEvent], None]) -> None:
         self.config = config
-        self.nick = config.nick
         self._on_event = on_event
         self._sock: socket.socket | tls.SecureSocket | None = None
         # `_send_lock` guards the queue: `_sock` (None: no connection to send on), `_queue`
@@ -216,15 +168,13 @@ class Client:
         self._trust_answered = threading.Event()
         self._error: str | None = None
         self._next_probe = 0.0
-        self.caps: frozenset[str] = frozenset()
-        self._offered: dict[str, str] = {}
-        self._cap_done = False
         self._secure = False  # the connection in use is TLS
         self._port = config.port  # the port it is on (an STS policy may have changed it)
         self._sts_port: int | None = None  # TLS here from now on: the server said so (STS)
         self._upgrade: str | None = None  # why this plain-text session ends to go TLS
         self._broken: str | None = None  # why this session's own state cannot be trusted
         self._failures = Failures("connection", log)
+        self._registration = self._new_registration()  # this session's, or the last one's
 
     @property
     def connected(self) -> bool:
@@ -233,6 +183,15 @@ class Client:
     @property
     def registered(self) -> bool:
         return self._registered
+
+    @property
+    def nick(self) -> str:
+        return self._registration.nick
+
+    @property
+    def caps(self) -> frozenset[str]:
+        """The capabilities the server acknowledged on this connection."""
+        return self._registration.caps
 
     def start(self) -> None:
         self._wake_r, self._wake_w = socket.socketpair()
@@ -451,20 +410,12 @@ class Client:
                 return "closed"
             self._sock = sock
         self._emit(Connected(c.host, c.port))
-        self.nick = c.nick
+        self._registration = self._new_registration()
         self._lag_sent = None
         self._error = None
         self._broken = None
-        self.caps = frozenset()
-        self._offered = {}
-        self._cap_done = False
-        # CAP LS first: a server that knows CAP holds registration until CAP END; one that does
-        # not answers 421 and registers us with the NICK and USER that follow
-        self.send(Line("CAP", ("LS", "302")))
-        if c.password:
-            self.send(Line("PASS", (c.password,)))
-        self.send(Line("NICK", (self.nick,)))
-        self.send(Line("USER", (c.username, "0", "*", c.realname)))
+        for line in self._registration.start():
+            self.send(line)
         buffer = LineBuffer()
         out = bytearray()  # for the socket: taken from the queue (and encrypted), not yet sent
         reason = "connection closed by the server"
@@ -615,81 +566,11 @@ class Client:
         if lines:
             self._emit(LinesReceived(lines))
 
-    def _cap(self, line: Line) -> None:
-        """CAP negotiation: ask for what tuichat understands, log in with SASL if we can."""
-        sub = line.params[1].upper()
-        if sub == "LS":
-            more = len(line.params) > 3 and line.params[2] == "*"
-            for item in line.params[-1].split():
-                name, _, value = item.partition("=")
-                self._offered[name] = value
-            if more:
-                return
-            if "sts" in self._offered and self._sts(self._offered["sts"]):
-                return  # this plain-text connection ends here
-            wanted = [name for name in WANTED_CAPS if name in self._offered]
-            if "draft/chathistory" in wanted and "chathistory" in wanted:
-                wanted.remove("draft/chathistory")
-            sasl = self._offered.get("sasl")
-            if (
-                self.config.password
-                and sasl is not None
-                and "PLAIN" in (sasl or "PLAIN").split(",")
-            ):
-                wanted.append("sasl")
-            if wanted:
-                self.send(Line("CAP", ("REQ", " ".join(wanted))))
-            else:
-                self._end_cap()
-        elif sub == "ACK":
-            self.caps = self.caps | frozenset(line.params[-1].split())
-            if "sasl" in self.caps and not self._registered:
-                self.send(Line("AUTHENTICATE", ("PLAIN",)))
-            else:
-                self._end_cap()
-        elif sub == "NAK":
-            self._end_cap()
-
-    def _sts(self, value: str) -> bool:
-        """The server's STS policy (IRCv3 sts): over plain text, `port=P` means go TLS on P now,
-        without registering (True); over TLS, `duration=D` keeps the policy for D seconds (0
-        drops it)."""
-        fields = dict(item.partition("=")[::2] for item in value.split(","))
-        if not self._secure:
-            port = fields.get("port", "")
-            if port.isascii() and port.isdigit() and 0 < int(port) < 65536:
-                self._sts_port = int(port)
-                self._upgrade = f"upgrading to TLS on port {port} (the server's STS policy)"
-                return True
-            return False
-        duration = fields.get("duration", "")
-        if duration.isascii() and duration.isdigit():
-            self._sts_port = self._port if int(duration) else None
-            if self.config.sts_policies:
-                policies = tls.StsPolicies(Path(self.config.sts_policies))
-                policies.set(self.config.host, self._port, int(duration))
-        return False
-
-    def _end_cap(self) -> None:
-        if not self._cap_done:
-            self._cap_done = True
-            self.send(Line("CAP", ("END",)))
-
-    def _sasl(self, line: Line) -> None:
-        if line.command == "AUTHENTICATE":
-            if line.params and line.params[0] == "+":
-                account = self.config.account or self.config.nick
-                password = self.config.password or ""
-                token = f"{account}\0{account}\0{password}".encode()
-                encoded = base64.b64encode(token).decode()
-                for start in range(0, len(encoded), 400):
-                    self.send(Line("AUTHENTICATE", (encoded[start : start + 400],)))
-                if len(encoded) % 400 == 0:
-                    self.send(Line("AUTHENTICATE", ("+",)))
-            return
-        # registration goes on either way
-        if line.command in SASL_DONE:
-            self._end_cap()
+    def _new_registration(self) -> Registration:
+        c = self.config
+        return Registration(
+            c.nick, c.username, c.realname, c.password, c.account, secure=self._secure
+        )
 
     def _handle(self, line: Line) -> bool:
         """React to what the connection itself must handle; True to pass the line on."""
@@ -702,32 +583,29 @@ class Client:
                 self._emit(LagMeasured(time.monotonic() - self._lag_sent))
                 self._lag_sent = None
             return False
-        if command == "CAP" and len(line.params) >= 3:
-            self._cap(line)
-            return False
-        if command == "AUTHENTICATE" or (command in SASL_NUMERICS and not self._registered):
-            self._sasl(line)
-            return command != "AUTHENTICATE"
-        if command == p.RPL_WELCOME:
-            self._registered = True
-            self._cap_done = True
-            self._next_probe = 0.0  # measure lag right away
-            if line.params:
-                self.nick = line.params[0]
-            self._emit(Registered(self.nick, self.caps))
-        elif not self._registered and command in NICK_REFUSED:
-            old = self.nick
-            if command == p.ERR_ERRONEUSNICKNAME:
-                self.nick = f"Guest{random.randint(1000, 9999)}"
-            else:
-                self.nick = (
-                    old + "_" if len(old) < p.NICKLEN else old[:-1] + str(random.randint(0, 9))
-                )
-            reason = line.params[-1] if line.params else "nickname unavailable"
-            self._emit(NickFallback(old, self.nick, reason))
-            self.send(Line("NICK", (self.nick,)))
-        elif command == p.ERR_PASSWDMISMATCH and not self._registered:
-            self._give_up = "wrong server password (464); check --password"
-        elif command == "NICK" and line.nick == self.nick and line.params:
-            self.nick = line.params[0]
-        return True
+        reaction = self._registration.feed(line)
+        for event in reaction.events:
+            if isinstance(event, Registered):
+                self._registered = True
+                self._next_probe = 0.0  # measure lag right away
+                self._emit(event)
+            elif isinstance(event, NickFallback):
+                self._emit(event)
+            elif isinstance(event, StsUpgrade):
+                self._sts_port = event.port
+                self._upgrade = event.reason
+            elif isinstance(event, StsPolicy):
+                self._keep_sts(event.duration)
+            elif isinstance(event, Refused):
+                self._give_up = event.reason
+        for reply in reaction.send:
+            self.send(reply)
+        return reaction.passed
+
+    def _keep_sts(self, duration: int) -> None:
+        """The server's STS policy, seen over TLS: TLS to this port from now on, and in the
+        policy file till it expires (a duration of 0 drops it)."""
+        self._sts_port = self._port if duration else None
+        if self.config.sts_policies:
+            policies = tls.StsPolicies(Path(self.config.sts_policies))
+            policies.set(self.config.host, self._port, duration)
