@@ -122,6 +122,8 @@ FORBIDDEN = {
     "tuichat.state": ("tuichat.server", *CLIENT_SIDE),
     "tuichat.server": CLIENT_SIDE,
     "tuichat.net.client": (*SERVER_SIDE, "tuichat.app", "tuichat.widgets", "tuichat.session"),
+    # sans I/O: the protocol module only
+    "tuichat.net.registration": (*SERVER_SIDE, *CLIENT_SIDE, "tuichat.tls", "tuichat.failures"),
     "tuichat.client_state": (*SERVER_SIDE, "tuichat.app", "tuichat.widgets", "tuichat.net.client"),
     "tuichat.session": (*SERVER_SIDE, "tuichat.app", "tuichat.widgets", "tuichat.net.client"),
     "tuichat.app": SERVER_SIDE,
