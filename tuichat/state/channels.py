@@ -6,10 +6,11 @@ import operator
 from collections.abc import Callable
 
 from tuichat.net import protocol as p
-from tuichat.net.protocol import Line, casefold, escape_tag_value
+from tuichat.net.protocol import Line, casefold
 from tuichat.state.core import Core
+from tuichat.state.facts import Joined
 from tuichat.state.model import MAX_INVITES, Channel, User
-from tuichat.state.outbox import TAG_ACCOUNT, TAG_TIME, Outbox, Variants
+from tuichat.state.outbox import Outbox, Variants
 from tuichat.state.spec import command
 from tuichat.state.wire import _NONE, _chunks, _numeric, _status, _statuses, _truncate
 
@@ -78,21 +79,8 @@ class Channels(Core):
 
     def _join_line(self, user: User, channel: str, now: float) -> Variants:
         """JOIN as each member negotiated it: extended-join adds the account and real name."""
-        plain = f":{user.prefix} JOIN {channel}"
-        extended = f"{plain} {user.account or '*'} :{user.realname}"
-        stamp = "time=" + p.format_server_time(int(now * 1000))
-        account = "account=" + escape_tag_value(user.account) if user.account else ""
-
-        def build(member: User) -> bytes:
-            text = extended if "extended-join" in member.caps else plain
-            tags = [stamp] if member.tagmask & TAG_TIME else []
-            if account and member.tagmask & TAG_ACCOUNT:
-                tags.append(account)
-            if tags:
-                text = "@" + ";".join(tags) + " " + text
-            return (text + "\r\n").encode("utf-8", "replace")
-
-        return Variants(lambda member: (member.tagmask, "extended-join" in member.caps), build)
+        fact = Joined(user.prefix, user.account, user.realname, channel, int(now * 1000))
+        return Variants.of(fact)
 
     def _join_error(self, chan: Channel, user: User, key: str | None) -> tuple[str, str] | None:
         invited = user in chan.invited

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, ClassVar
 
 from tuichat.limits import Backoff, Quota, address_key
 from tuichat.net import protocol as p
-from tuichat.net.protocol import Line, casefold, escape_tag_value
+from tuichat.net.protocol import Line, casefold
+from tuichat.state.facts import Relayed
 from tuichat.state.model import Channel, Config, User, WhowasEntry
-from tuichat.state.outbox import TAG_ACCOUNT, Outbox, Variants, _account_key, _joined, _same
+from tuichat.state.outbox import Outbox, Variants, _joined, _same
 from tuichat.state.spec import Spec, commands_of
 from tuichat.state.wire import _label_answer, _middle, _truncate
 from tuichat.store import Storage, StoredChannel
@@ -166,12 +167,7 @@ class Core:
             data = Line(command, (*params[:-1], last), source=user.prefix).encode(trailing=True)
         if user.account is None:
             return data
-        tagged = b"@account=" + escape_tag_value(user.account).encode() + b" " + data
-
-        def build(member: User) -> bytes:
-            return tagged if member.tagmask & TAG_ACCOUNT else data
-
-        return Variants(_account_key, build)
+        return Variants.of(Relayed(user.account, data))
 
     def _fail(self, out: Outbox, user: User, command: str, code: str, *context: str) -> None:
         """A standard reply: FAIL <command> <code> [context...] :<description>."""

@@ -1,11 +1,13 @@
 """What handling lines produces, and its delivery: an `Outbox` records data for users and
 connections to close; `Variants` are bytes that depend on what each recipient negotiated (its tag
-mask), built once per kind of recipient."""
+mask), built once per kind of recipient, most of them from a fact (`facts`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator
 
+from tuichat.state.facts import TAG_ACCOUNT, TAG_MESSAGE, TAG_TIME, Fact
+from tuichat.state.facts import by_tags as _tagmask_of
 from tuichat.state.model import Targets, User
 from tuichat.store import History
 
@@ -13,11 +15,6 @@ from tuichat.store import History
 # most BIG_REPLY_MOST (the default burst): a flood of them waits, as in InspIRCd and Ergo
 BIG_REPLY = 2048
 BIG_REPLY_MOST = 10
-
-# the tag bits of User.tagmask
-TAG_MESSAGE = 1  # message-tags: msgid and client-only tags
-TAG_TIME = 2  # server-time
-TAG_ACCOUNT = 4  # account-tag
 
 
 def _tagmask(caps: set[str]) -> int:
@@ -32,19 +29,11 @@ def _same(user: User) -> int:
     return 0
 
 
-def _tagmask_of(user: User) -> int:
-    return user.tagmask
-
-
-def _account_key(user: User) -> bool:
-    return bool(user.tagmask & TAG_ACCOUNT)
-
-
 class Variants:
     """Bytes that depend on what the recipient negotiated (tags, extended-join): each variant is
     built once, the first time a recipient needs it."""
 
-    __slots__ = ("_build", "_cache", "_key", "recorded")
+    __slots__ = ("_build", "_cache", "_key", "fact", "recorded")
 
     def __init__(self, key: Callable[[User], Hashable], build: Callable[[User], bytes]) -> None:
         self._key = key
@@ -52,6 +41,14 @@ class Variants:
         self._cache: dict[Hashable, bytes] = {}
         # a message that goes out only once its history row is on disk (Outbox.unrecorded)
         self.recorded = False
+        self.fact: Fact | None = None  # what these bytes render, when they render a fact
+
+    @classmethod
+    def of(cls, fact: Fact) -> Variants:
+        """The bytes of `fact`, rendered once per kind of recipient."""
+        variants = cls(fact.kind, fact.render)
+        variants.fact = fact
+        return variants
 
     def for_user(self, user: User) -> bytes:
         key = self._key(user)

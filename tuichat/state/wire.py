@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tuichat.net import protocol as p
 from tuichat.net.protocol import Line, escape_tag_value
+from tuichat.state.facts import Said
 from tuichat.state.model import Channel, User
-from tuichat.state.outbox import TAG_ACCOUNT, TAG_MESSAGE, TAG_TIME, Variants, _tagmask_of
+from tuichat.state.outbox import Variants
 
 
 def _has_batch_tag(line: bytes) -> bool:
@@ -49,31 +49,8 @@ def _tagged(
     batch: str | None = None,
 ) -> Variants:
     """A message with the tags each recipient negotiated (TAGMSG only for message-tags)."""
-    body = f":{source} {command} {target}" + (f" :{text}" if text is not None else "")
-    data = (body + "\r\n").encode("utf-8", "replace")
-    extra = ";".join(
-        f"{key}={escape_tag_value(value)}" if value else key for key, value in client_tags.items()
-    )
-    stamp = p.format_server_time(time_ms)
-
-    def build(user: User) -> bytes:
-        mask = user.tagmask
-        if text is None and not mask & TAG_MESSAGE:
-            return b""
-        parts = [f"batch={batch}"] if batch else []
-        if mask & TAG_TIME:
-            parts.append("time=" + stamp)
-        if mask & TAG_MESSAGE:
-            parts.append("msgid=" + msgid)
-            if extra:
-                parts.append(extra)
-        if mask & TAG_ACCOUNT and account:
-            parts.append("account=" + account)
-        if not parts:
-            return data
-        return ("@" + ";".join(parts) + " ").encode("utf-8", "replace") + data
-
-    return Variants(_tagmask_of, build)
+    tags = tuple(client_tags.items())
+    return Variants.of(Said(source, account, command, target, text, tags, msgid, time_ms, batch))
 
 
 def _numeric(server: str, nick: str, numeric: str, *params: str) -> bytes:
