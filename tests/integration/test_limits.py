@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import tuichat.server
+import tuichat.server.admission
 from tuichat.server import Server, ServerConfig
 from tuichat.state import Config
 
@@ -210,7 +211,7 @@ def test_connects_per_minute(
     shift = [0.0]
     shifted = types.SimpleNamespace(**vars(time))
     shifted.monotonic = lambda: time.monotonic() + shift[0]
-    monkeypatch.setattr(tuichat.server, "time", shifted)
+    monkeypatch.setattr(tuichat.server.admission, "time", shifted)
     server = start_server(ServerConfig(connects_per_minute=3))
     bob = connect("bob", server=server, source=ELSEWHERE)
     for _ in range(3):  # one at a time: never more than one open

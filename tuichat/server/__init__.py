@@ -32,6 +32,7 @@ from tuichat import gc_tuning, tls
 from tuichat.failures import Failures
 from tuichat.limits import address_key as _address_key
 from tuichat.net.protocol import Line, TooLong
+from tuichat.server.admission import Admission
 from tuichat.server.config import (
     DEFAULT_MAX_OUTPUT_MEMORY,
     DEFAULT_SENDQ,
@@ -130,8 +131,7 @@ class Server:
         self._threads_done = threading.Condition()
         self._listener: socket.socket | None = None
         self._listeners: list[tuple[socket.socket, ssl.SSLContext | None]] = []
-        self._per_ip: dict[str, int] = {}
-        self._recent: dict[str, collections.deque[float]] = {}
+        self.admission = Admission(self.config)
         self.tls_address: tuple[str, int] = ("", 0)
         self._accepter: threading.Thread | None = None
         self._reaper: threading.Thread | None = None
@@ -315,34 +315,13 @@ class Server:
                 with contextlib.suppress(OSError):
                     sock.close()
 
-    def _refusal(self, host: str) -> str | None:
-        """Why a new connection from `host` is refused, if it is (under the state lock)."""
-        c = self.config
-        banned = self.state.banned_host(host, self.clock())
-        host = _address_key(host)
-        if c.max_clients and len(self._connections) >= c.max_clients:
-            return "Server is full"
-        if c.max_per_ip and self._per_ip.get(host, 0) >= c.max_per_ip:
-            return "Too many connections from your address"
-        if c.connects_per_minute:
-            now = time.monotonic()
-            recent = self._recent.setdefault(host, collections.deque())
-            while recent and recent[0] < now - 60:
-                recent.popleft()
-            if len(recent) >= c.connects_per_minute:
-                return "Connecting too fast; try again in a minute"
-            recent.append(now)
-        return banned
-
     def _start_client(
         self, sock: socket.socket, address: tuple[str, int], context: ssl.SSLContext | None
     ) -> None:
         host = address[0]
         with self.lock:
-            refusal = self._refusal(host)
-            if refusal is None:
-                key = _address_key(host)
-                self._per_ip[key] = self._per_ip.get(key, 0) + 1
+            banned = self.state.banned_host(host, self.clock())
+            refusal = self.admission.refusal(host, len(self._connections), banned)
         if refusal is not None:
             log.info("refused %s: %s", host, refusal)
             with contextlib.suppress(OSError):
@@ -375,7 +354,7 @@ class Server:
             with self.lock:
                 self.state.clients.discard(user)
                 self._connections.discard(conn)
-                self._forget_address(host)
+                self.admission.left(host)
             sock.close()
             raise
 
@@ -544,7 +523,7 @@ class Server:
             finally:
                 for conn, _, _ in batch:
                     self._connections.discard(conn)
-                    self._forget_address(conn.address.rsplit(":", 1)[0])
+                    self.admission.left(conn.address.rsplit(":", 1)[0])
                 self.dispatch(out)
                 for conn, _, _ in batch:
                     conn.writer.retire(conn)
@@ -582,26 +561,6 @@ class Server:
                     self.dispatch(follow)
                 out.deferred.extend(follow.deferred)
 
-    # -- bookkeeping (the reaper calls these) ---------------------------------------------------
-
-    def _forget_address(self, host: str) -> None:
-        """One connection from `host` fewer (under the state lock)."""
-        host = _address_key(host)
-        count = self._per_ip.get(host, 0) - 1
-        if count > 0:
-            self._per_ip[host] = count
-        else:
-            self._per_ip.pop(host, None)
-
-    def forget_quiet_addresses(self) -> None:
-        """Drop the connection times of addresses not seen for a minute (the reaper's job)."""
-        cutoff = time.monotonic() - 60
-        with self.lock:
-            for host in [
-                host for host, times in self._recent.items() if not times or times[-1] < cutoff
-            ]:
-                del self._recent[host]
-
 
 # re-exported: what other modules and the tests import from here
 __all__ = [
@@ -629,5 +588,6 @@ __all__ = [
     "ServerConfig",
     "TokenBucket",
     "Writer",
+    "_address_key",  # the tests' way to the per-address key
     "redacted",
 ]

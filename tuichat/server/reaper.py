@@ -70,7 +70,7 @@ class Reaper:
                 else:
                     next_prune = now + retry
                     retry = min(retry * 2, PRUNE_EVERY)
-            failures.run("address bookkeeping", server.forget_quiet_addresses)
+            failures.run("address bookkeeping", self.forget_quiet_addresses)
 
     def tick(self, now: float) -> None:
         """Registration and ping timeouts, nick-grace renames: under the state lock, delivered
@@ -117,3 +117,7 @@ class Reaper:
                 forgotten = self.server.state.forget_idle_channels(now, now - days * 86400)
             if forgotten:
                 log.info("forgot %d channels unused for %g days", len(forgotten), days)
+
+    def forget_quiet_addresses(self) -> None:
+        with self.server.lock:
+            self.server.admission.forget_quiet()
