@@ -125,6 +125,7 @@ FORBIDDEN = {
     "tuichat.net.client": (*SERVER_SIDE, "tuichat.app", "tuichat.widgets", "tuichat.session"),
     # sans I/O: the protocol module only
     "tuichat.net.registration": (*SERVER_SIDE, *CLIENT_SIDE, "tuichat.tls", "tuichat.failures"),
+    "tuichat.net.trust": (*SERVER_SIDE, *CLIENT_SIDE),
     "tuichat.client_state": (*SERVER_SIDE, "tuichat.app", "tuichat.widgets", "tuichat.net.client"),
     "tuichat.session": (*SERVER_SIDE, "tuichat.app", "tuichat.widgets", "tuichat.net.client"),
     "tuichat.app": SERVER_SIDE,

@@ -26,12 +26,14 @@ from pathlib import Path
 from tuichat import tls
 from tuichat.failures import Failures
 from tuichat.net import protocol as p
-from tuichat.net.protocol import Line, LineBuffer
 
 # NickFallback and Registered are ClientEvents too, and named from here
+from tuichat.net import trust
+from tuichat.net.protocol import Line, LineBuffer
 from tuichat.net.registration import NickFallback as NickFallback
 from tuichat.net.registration import Refused, Registration, StsPolicy, StsUpgrade
 from tuichat.net.registration import Registered as Registered
+from tuichat.net.trust import TrustRefused
 
 log = logging.getLogger("tuichat.client")
 
@@ -124,10 +126,6 @@ ClientEvent = (
     | TrustQuestion
     | Disconnected
 )
-
-
-class TrustRefused(Exception):
-    """The server's certificate is not the trusted one, or the user did not trust it."""
 
 
 def describe_error(error: OSError, host: str, port: int) -> str:
@@ -325,75 +323,16 @@ class Client:
         sock = socket.create_connection((c.host, port), timeout=c.connect_timeout)
         if not use_tls:
             return sock
-        if c.insecure:
-            secure = tls.SecureSocket(sock, self._context(verify=False), c.host)
-            secure.handshake(c.connect_timeout)
-            return secure
-        known = tls.KnownServers(Path(c.known_servers)) if c.known_servers else None
-        if c.fingerprint is None:
-            try:
-                secure = tls.SecureSocket(sock, self._context(verify=True), c.host)
-                secure.handshake(c.connect_timeout)
-            except ssl.SSLCertVerificationError as error:
-                sock.close()
-                if known is not None and known.verified_by_ca(c.host):
-                    raise TrustRefused(
-                        f"REFUSED: the certificate of {c.host} port {port} is not signed by an "
-                        f"authority you trust ({error.verify_message}), yet {c.host} had one "
-                        "that was before. Someone may be impersonating the server; if it really "
-                        f"changed to a self-signed certificate, remove its lines from "
-                        f"{c.known_servers}."
-                    ) from None
-                sock = socket.create_connection((c.host, port), timeout=c.connect_timeout)
-            else:
-                if known is not None:
-                    known.add(c.host, port, tls.KnownServers.CA)  # never downgraded later
-                return secure  # a certificate from a CA this system trusts
-        # not from a trusted CA: compare its fingerprint with the pinned or remembered one
-        secure = tls.SecureSocket(sock, self._context(verify=False), c.host)
-        secure.handshake(c.connect_timeout)
-        der = secure.peer_certificate()
-        seen = tls.fingerprint(der or b"")
-        expected = (
-            tls.normalize_fingerprint(c.fingerprint)
-            if c.fingerprint
-            else (known.get(c.host, port) if known else None)
-        )
-        if expected is not None:
-            if seen != expected:
-                secure.close()
-                if c.fingerprint:
-                    advice = "check the --fingerprint you gave."
-                else:
-                    where = c.known_servers or "your known servers"
-                    advice = f"if its certificate really changed, remove its line from {where}."
-                raise TrustRefused(
-                    f"REFUSED: the certificate of {c.host} port {port} is not the one trusted. "
-                    f"Expected SHA-256 {expected}, got {seen}. Someone may be impersonating the "
-                    f"server; {advice}"
-                )
-            return secure
+        return trust.open_tls(c, port, sock, self._ask_trust)
+
+    def _ask_trust(self, port: int, seen: str) -> bool:
+        """The user's answer about a certificate seen for the first time (TrustQuestion)."""
         self._trust_answered.clear()
         if self._stopping.is_set():  # closed meanwhile: nobody is there to answer
-            secure.close()
             raise TrustRefused("closed before the certificate was trusted")
-        self._emit(TrustQuestion(c.host, port, seen))
+        self._emit(TrustQuestion(self.config.host, port, seen))
         self._trust_answered.wait()
-        if self._stopping.is_set() or not self._trusted:
-            secure.close()
-            raise TrustRefused(f"the certificate of {c.host} port {port} was not trusted")
-        if known is not None:
-            known.add(c.host, port, seen)
-        return secure
-
-    def _context(self, verify: bool) -> ssl.SSLContext:
-        context = ssl.create_default_context()
-        if not verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if self.config.client_cert:
-            context.load_cert_chain(self.config.client_cert)
-        return context
+        return not self._stopping.is_set() and self._trusted
 
     def _session(self, sock: socket.socket | tls.SecureSocket) -> str:
         """Register, then read, and write what `send` queued, until the connection ends; return
