@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from textual.widgets import ContentSwitcher, Input, OptionList
 
 from tuichat import commands, gc_tuning
 from tuichat.client_state import ERROR, INFO, SERVER, Changes, ClientState, Entry
-from tuichat.inbox import Inbox
+from tuichat.inbox import INBOX_LINES, Inbox, Slicer
 from tuichat.messages import InboxFilled
 from tuichat.net import client as net
 from tuichat.net.protocol import Line, casefold
@@ -74,7 +73,10 @@ class TuichatApp(App[None]):
         # what the connection's thread received, in order, until the UI takes it (bounded)
         self._inbox: Inbox[Line | net.ClientEvent] = Inbox(INBOX_LINES)
         self._members_timer: Timer | None = None
-        self._slice_ended = 0.0  # when the last slice of the inbox stopped with more to take
+        # taken a slice at a time; what a later slice raises, the app shows and ends with
+        self._slicer = Slicer(
+            self._inbox, self._took, lambda: self.is_running, self._handle_exception
+        )
 
     # -- layout -----------------------------------------------------------------------------------
 
@@ -129,55 +131,19 @@ class TuichatApp(App[None]):
             self.post_message(InboxFilled())
 
     def on_inbox_filled(self, message: InboxFilled) -> None:
-        self._drain()
+        self._slicer.drain()
 
-    def _drain(self) -> None:
-        """Take what the connection received, for a slice of time (SLICE_SECONDS to MAX_SLICE);
-        if more is left, go on after whatever else is waiting (a key, a redraw), so the keyboard
-        never waits long."""
-        start = time.perf_counter()
-        # as long as what ran since the last slice (keys, and mostly redrawing the screen), within
-        # bounds: on a slow machine a redraw costs more, and the flood must still get half
-        since = start - self._slice_ended if self._slice_ended else 0.0
-        deadline = start + min(MAX_SLICE, max(SLICE_SECONDS, since))
-        self._slice_ended = 0.0
-        while True:
-            taken = self._inbox.take(CHUNK_LINES)
-            if taken is None:
-                return
-            items, left = taken
-            lines: list[Line] = []
-            for item in items:
-                if isinstance(item, Line):
-                    lines.append(item)
-                    continue
-                self._lines_received(lines)
-                lines = []
-                self._connection_changed(item)
+    def _took(self, items: list[Line | net.ClientEvent]) -> None:
+        """A slice of the inbox: lines in runs, connection events between them, in order."""
+        lines: list[Line] = []
+        for item in items:
+            if isinstance(item, Line):
+                lines.append(item)
+                continue
             self._lines_received(lines)
-            if not left:
-                return
-            now = time.perf_counter()
-            if now >= deadline:
-                self._slice_ended = now
-                # straight on the event loop: a Textual timer this short that starts late skips
-                # its only run, and the rest of the inbox would wait for the next line to arrive
-                asyncio.get_running_loop().call_later(NEXT_SLICE, self._next_slice, NEXT_HOPS)
-                return
-
-    def _next_slice(self, hops: int = 0) -> None:
-        """The next slice; first, `hops` turns of the event loop for what is waiting: a key goes
-        from the app to the screen to the input line as messages, one turn each, and would
-        otherwise wait for a slice at every step."""
-        if not self.is_running:
-            return
-        if hops:
-            asyncio.get_running_loop().call_soon(self._next_slice, hops - 1)
-            return
-        try:
-            self._drain()
-        except Exception as error:  # as a timer's callback would: the app shows it and ends
-            self._handle_exception(error)
+            lines = []
+            self._connection_changed(item)
+        self._lines_received(lines)
 
     def _lines_received(self, lines: list[Line]) -> None:
         if not lines:
@@ -496,14 +462,6 @@ class TuichatApp(App[None]):
         self.query_one("#input", InputLine).focus()
 
 
-# the connection's thread waits when this many received lines wait for the UI (plus one read, 64
-# KiB at most); the UI takes them CHUNK_LINES at a time for SLICE_SECONDS, then lets keys in
-INBOX_LINES = 10_000
-CHUNK_LINES = 10
-SLICE_SECONDS = 0.008  # at least; as long as the pause before it (a redraw), up to MAX_SLICE
-MAX_SLICE = 0.02
-NEXT_SLICE = 0.0005  # the next slice comes after this pause (so that others run first)
-NEXT_HOPS = 8  # and after this many turns of the event loop (a key's way through the widgets)
 MEMBERS_SHOWN = 300  # the member list shows this many (operators first; ten screenfuls), counts all
 MEMBERS_EVERY = 0.5  # seconds between redraws of a member list longer than that
 

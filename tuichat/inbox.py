@@ -2,16 +2,29 @@
 lines, where the producer waits when it is full (and so reads nothing more from the socket: the
 server's send queue takes the rest, as TCP intends) rather than growing without end.
 
-No Textual: the app wakes itself when `put` says the queue was empty."""
+The UI takes it in slices (`Slicer`): a slice of time on the event loop, then the loop turns for
+whatever waits (a key, a redraw) before the next, so the keyboard never waits behind a flood.
+No Textual: the app wakes its slicer when `put` says the queue was empty."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+# the connection's thread waits when this many received lines wait for the UI (plus one read, 64
+# KiB at most); the UI takes them CHUNK_LINES at a time for SLICE_SECONDS, then lets keys in
+INBOX_LINES = 10_000
+CHUNK_LINES = 10
+SLICE_SECONDS = 0.008  # at least; as long as the pause before it (a redraw), up to MAX_SLICE
+MAX_SLICE = 0.02
+NEXT_SLICE = 0.0005  # the next slice comes after this pause (so that others run first)
+NEXT_HOPS = 8  # and after this many turns of the event loop (a key's way through the widgets)
 
 
 class Inbox(Generic[T]):
@@ -55,3 +68,61 @@ class Inbox(Generic[T]):
             self._closed = True
             self._items.clear()
             self._changed.notify_all()
+
+
+class Slicer(Generic[T]):
+    """Takes an `Inbox` on the running event loop a slice at a time: `take(items)` is given what
+    a slice took, in order; `alive()` says whether to go on; `failed(error)` hears what `take`
+    raised in a later slice (as a timer's callback would report it)."""
+
+    def __init__(
+        self,
+        inbox: Inbox[T],
+        take: Callable[[list[T]], None],
+        alive: Callable[[], bool],
+        failed: Callable[[Exception], None],
+    ) -> None:
+        self._inbox = inbox
+        self._take = take
+        self._alive = alive
+        self._failed = failed
+        self._ended = 0.0  # when the last slice stopped with more to take
+
+    def drain(self) -> None:
+        """Take what the connection received, for a slice of time (SLICE_SECONDS to MAX_SLICE);
+        if more is left, go on after whatever else is waiting (a key, a redraw)."""
+        start = time.perf_counter()
+        # as long as what ran since the last slice (keys, and mostly redrawing the screen), within
+        # bounds: on a slow machine a redraw costs more, and the flood must still get half
+        since = start - self._ended if self._ended else 0.0
+        deadline = start + min(MAX_SLICE, max(SLICE_SECONDS, since))
+        self._ended = 0.0
+        while True:
+            taken = self._inbox.take(CHUNK_LINES)
+            if taken is None:
+                return
+            items, left = taken
+            self._take(items)
+            if not left:
+                return
+            now = time.perf_counter()
+            if now >= deadline:
+                self._ended = now
+                # straight on the event loop: a Textual timer this short that starts late skips
+                # its only run, and the rest of the inbox would wait for the next line to arrive
+                asyncio.get_running_loop().call_later(NEXT_SLICE, self._next, NEXT_HOPS)
+                return
+
+    def _next(self, hops: int = 0) -> None:
+        """The next slice; first, `hops` turns of the event loop for what is waiting: a key goes
+        from the app to the screen to the input line as messages, one turn each, and would
+        otherwise wait for a slice at every step."""
+        if not self._alive():
+            return
+        if hops:
+            asyncio.get_running_loop().call_soon(self._next, hops - 1)
+            return
+        try:
+            self.drain()
+        except Exception as error:
+            self._failed(error)
