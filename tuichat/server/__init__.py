@@ -21,7 +21,6 @@ import collections
 import contextlib
 import logging
 import os
-import selectors
 import socket
 import ssl
 import threading
@@ -49,6 +48,7 @@ from tuichat.server.connection import (
     TokenBucket,
     redacted,
 )
+from tuichat.server.listening import Listening, listen, raise_fd_limit
 from tuichat.server.output import (
     LINGER,
     LINGER_AFTER,
@@ -80,24 +80,6 @@ FREE_COMMANDS = frozenset(name for name, spec in State.commands.items() if spec.
 
 def _free(item: Received) -> bool:
     return type(item) is Line and item.command in FREE_COMMANDS
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, _, _, _, address = infos[0]
-    sock = socket.create_server(address[:2], family=family, backlog=1024)
-    return sock
-
-
-def _raise_fd_limit() -> None:
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not POSIX
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 class Server:
@@ -160,7 +142,7 @@ class Server:
         self.stop()
 
     def start(self) -> None:
-        _raise_fd_limit()
+        raise_fd_limit()
         # a log record names its thread, and naming a bare thread makes threading keep a
         # stand-in object for it forever: nobody logs thread names here
         logging.logThreads = False
@@ -176,7 +158,7 @@ class Server:
             log.info("history and accounts in %s", self.store.path)
         c = self.config
         if c.port is not None:
-            listener = _listen(c.host, c.port)
+            listener = listen(c.host, c.port)
             self._listeners.append((listener, None))
             self.address = listener.getsockname()[:2]
             log.info("listening on %s port %d", self.address[0], self.address[1])
@@ -184,7 +166,7 @@ class Server:
             if not c.tls_cert or not c.tls_key:
                 raise ValueError("a TLS port needs a certificate and a key")
             context = tls.server_context(c.tls_cert, c.tls_key)
-            listener = _listen(c.host, c.tls_port)
+            listener = listen(c.host, c.tls_port)
             self._listeners.append((listener, context))
             self.tls_address = listener.getsockname()[:2]
             log.info(
@@ -206,7 +188,11 @@ class Server:
             writer.start()
         self.output.start()
         self._accepter = threading.Thread(
-            target=self._accept_loop, name="tuichat-accept", daemon=True
+            target=Listening(
+                self._listeners, self._wake_r, self._stopping, lambda *a: self._start_client(*a)
+            ).run,
+            name="tuichat-accept",
+            daemon=True,
         )
         self._accepter.start()
         self._reaper = threading.Thread(
@@ -272,48 +258,6 @@ class Server:
         log.info("stopped")
 
     # -- accepting --------------------------------------------------------------------------------
-
-    def _accept_loop(self) -> None:
-        with selectors.DefaultSelector() as selector:
-            for listener, context in self._listeners:
-                selector.register(listener, selectors.EVENT_READ, context)
-            selector.register(self._wake_r, selectors.EVENT_READ)
-            failures = Failures("accept loop", log)
-            while not self._stopping.is_set():
-                try:
-                    for key, _ in selector.select():
-                        if key.fd == self._wake_r:
-                            continue
-                        ready = key.fileobj
-                        assert isinstance(ready, socket.socket)
-                        self._accept_all(ready, key.data)
-                except Exception:  # logged; the others who connect are still let in
-                    failures.failed("accepting")
-                    self._stopping.wait(0.1)
-                else:
-                    failures.succeeded("accepting")
-        for listener, _ in self._listeners:
-            listener.close()
-
-    def _accept_all(self, listener: socket.socket, context: ssl.SSLContext | None) -> None:
-        while not self._stopping.is_set():
-            try:
-                sock, address = listener.accept()
-            except BlockingIOError:
-                return
-            except OSError as error:
-                # out of file descriptors, for example: say so and let others leave first
-                log.error("accept failed: %s", error)
-                self._stopping.wait(0.1)
-                return
-            try:
-                self._start_client(sock, address, context)
-            except Exception:  # a thread that would not start, say: that client only, whose
-                # socket is closed rather than left open and unserved (socketserver's
-                # shutdown_request after handle_error)
-                log.exception("cannot serve a connection from %s", address[0])
-                with contextlib.suppress(OSError):
-                    sock.close()
 
     def _start_client(
         self, sock: socket.socket, address: tuple[str, int], context: ssl.SSLContext | None
