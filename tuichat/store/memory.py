@@ -16,7 +16,14 @@ import secrets
 import threading
 from dataclasses import dataclass
 
-from tuichat.store.records import Message, Position, StoredChannel, Watermark, parties
+from tuichat.store.records import (
+    Message,
+    Position,
+    StoredChannel,
+    Watermark,
+    parties,
+    walk_guest_conversations,
+)
 
 
 @dataclass(slots=True)
@@ -218,7 +225,6 @@ class MemoryStore:
         """The walk `Store.guest_conversation` makes, over the sorted keys (`reading` or not, it
         reads what was added, as a `Store` on ":memory:" does)."""
         self.commit()
-        best: tuple[int, str] | None = None
         with self._lock:
 
             def latest(key: str) -> int | None:
@@ -229,27 +235,7 @@ class MemoryStore:
                 i = bisect.bisect_right(self._keys, low)
                 return self._keys[i] if i < len(self._keys) and self._keys[i] < high else None
 
-            low, high = f"{party} {nick}!", f'{party} {nick}"'
-            for _ in range(hops):
-                key = first_after(low, high)
-                if key is None:
-                    break
-                seq = latest(key)
-                if seq is not None and (best is None or seq > best[0]):
-                    best = (seq, key)
-                low = key
-            low, high = f"{nick}!", f'{nick}"'
-            for _ in range(hops):
-                key = first_after(low, high)
-                if key is None:
-                    break
-                guest = key.partition(" ")[0]
-                candidate = f"{guest} {party}"
-                seq = latest(candidate) if guest < party else None
-                if seq is not None and (best is None or seq > best[0]):
-                    best = (seq, candidate)
-                low = guest + "!"
-        return best[1] if best is not None else None
+            return walk_guest_conversations(party, nick, hops, first_after, latest)
 
     # -- deleting and moving history --------------------------------------------------------------
 

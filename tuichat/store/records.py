@@ -3,6 +3,7 @@ where a message sorts in its conversation, and who may list a conversation. No s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NewType
 
@@ -56,3 +57,41 @@ class Message:
     command: str
     text: str
     tags: dict[str, str] | None = None
+
+
+def walk_guest_conversations(
+    party: str,
+    nick: str,
+    hops: int,
+    first_after: Callable[[str, str], str | None],
+    latest: Callable[[str], int | None],
+) -> str | None:
+    """The key of `party`'s latest conversation with a guest that connected as `nick` (folded),
+    whichever store holds the keys: `first_after(low, high)` is the least key strictly between
+    the two, `latest(key)` the order of writing of its newest message (None: no message). A
+    guest's party is "nick!token", so such keys are "party nick!token" or "nick!token party";
+    after `hops` lookups of either kind the walk gives up."""
+    best: tuple[int, str] | None = None
+    # "party nick!token": every key in the range is one such conversation
+    low, high = f"{party} {nick}!", f'{party} {nick}"'
+    for _ in range(hops):
+        key = first_after(low, high)
+        if key is None:
+            break
+        seq = latest(key)
+        if seq is not None and (best is None or seq > best[0]):
+            best = (seq, key)
+        low = key
+    # "nick!token party": walk the guests called nick, one lookup each for the key
+    low, high = f"{nick}!", f'{nick}"'
+    for _ in range(hops):
+        key = first_after(low, high)
+        if key is None:
+            break
+        guest = key.partition(" ")[0]
+        candidate = f"{guest} {party}"
+        seq = latest(candidate) if guest < party else None  # else it is above
+        if seq is not None and (best is None or seq > best[0]):
+            best = (seq, candidate)
+        low = guest + "!"  # past every conversation of that guest
+    return best[1] if best is not None else None

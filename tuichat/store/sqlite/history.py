@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tuichat.store.records import Message, Position, Watermark, parties
+from tuichat.store.records import Message, Position, Watermark, parties, walk_guest_conversations
 from tuichat.store.sqlite.database import Database
 
 # rows deleted per hold of the store's lock when pruning (~10-30 ms of SQLite work)
@@ -160,7 +160,6 @@ class HistoryTables(Database):
         them the search gives up (None), so one lookup stays cheap however many guests there were.
         `reading`: on a read-only connection, outside the state lock (what the server committed).
         """
-        best: tuple[int, str] | None = None
         if not reading:
             self.commit()
         with self._reading() if reading else self._writing() as db:
@@ -176,29 +175,7 @@ class HistoryTables(Database):
                 ).fetchone()
                 return None if row is None else str(row[0])
 
-            # "party nick!token": every key in the range is one such conversation
-            low, high = f"{party} {nick}!", f'{party} {nick}"'
-            for _ in range(hops):
-                key = first_after(low, high)
-                if key is None:
-                    break
-                seq = latest(key)
-                if seq is not None and (best is None or seq > best[0]):
-                    best = (seq, key)
-                low = key
-            # "nick!token party": walk the guests called nick, one lookup each for the key
-            low, high = f"{nick}!", f'{nick}"'
-            for _ in range(hops):
-                key = first_after(low, high)
-                if key is None:
-                    break
-                guest = key.partition(" ")[0]
-                candidate = f"{guest} {party}"
-                seq = latest(candidate) if guest < party else None  # else it is above
-                if seq is not None and (best is None or seq > best[0]):
-                    best = (seq, candidate)
-                low = guest + "!"  # past every conversation of that guest
-        return best[1] if best is not None else None
+            return walk_guest_conversations(party, nick, hops, first_after, latest)
 
     def rekey(self, changes: list[tuple[str, str]], chunk: int = 500) -> None:
         """Move messages from one key to another, `chunk` rows at a time so that the store is
