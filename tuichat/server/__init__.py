@@ -188,6 +188,7 @@ class Server:
             writer.start()
         self.output.start()
         self._accepter = threading.Thread(
+            # the client starter looked up at each call (a test replaces it on the instance)
             target=Listening(
                 self._listeners, self._wake_r, self._stopping, lambda *a: self._start_client(*a)
             ).run,

@@ -59,6 +59,7 @@ class Said:
     batch: str | None = None  # inside a batch (chathistory) of the recipient's own
     _data: bytes = field(init=False, repr=False, compare=False)
     _extra: str = field(init=False, repr=False, compare=False)
+    _stamp: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # what every recipient shares, encoded once
@@ -70,6 +71,7 @@ class Said:
             f"{key}={escape_tag_value(value)}" if value else key for key, value in self.client_tags
         )
         object.__setattr__(self, "_extra", extra)
+        object.__setattr__(self, "_stamp", "time=" + p.format_server_time(self.time_ms))
 
     kind = staticmethod(by_tags)
 
@@ -79,7 +81,7 @@ class Said:
             return b""
         parts = [f"batch={self.batch}"] if self.batch else []
         if mask & TAG_TIME:
-            parts.append("time=" + p.format_server_time(self.time_ms))
+            parts.append(self._stamp)
         if mask & TAG_MESSAGE:
             parts.append("msgid=" + self.msgid)
             if self._extra:
